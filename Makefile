@@ -1,0 +1,48 @@
+# proxy-router: every target installs what it needs (npm packages from package-lock.json, Rust crates
+# through cargo) and is safe to run again.
+#
+#   make test            everything CI runs: ABI checks, forge suite, rustfmt, clippy, Rust tests
+#   make contracts       forge build into contracts/out
+#   make test-contracts  forge test
+#   make abi             refresh proxy-router/abi/*.json from contracts/out (commit the result)
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+FORGE := $(CURDIR)/node_modules/.bin/forge
+NPM_STAMP := node_modules/.installed
+
+.PHONY: all contracts test-contracts abi check-abi lint test-rust test clean
+
+all: contracts
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+contracts: $(NPM_STAMP)
+	cd contracts && $(FORGE) build
+
+test-contracts: contracts
+	cd contracts && $(FORGE) test
+
+abi: contracts
+	node contracts/tools/export-abi.js
+
+# The reference ABI must be fully present, and the committed Rust ABI files must match the build.
+check-abi: contracts
+	node contracts/tools/check-abi.js
+	node contracts/tools/export-abi.js --check
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The Rust end-to-end tests start anvil from node_modules and deploy contracts/out.
+test-rust: contracts
+	cargo test --workspace --locked
+
+test: check-abi test-contracts lint test-rust
+
+clean:
+	cargo clean
+	rm -rf contracts/out contracts/cache contracts/broadcast
