@@ -12,23 +12,6 @@ import {ISessionStorage} from "../src/interfaces/storage/ISessionStorage.sol";
 contract DelegationTest is MarketplaceTestBase {
     event Initialized(bytes32 storageSlot);
 
-    bytes32 internal RULES_PROVIDER;
-    bytes32 internal RULES_MODEL;
-    bytes32 internal RULES_MARKETPLACE;
-    bytes32 internal RULES_SESSION;
-
-    function setUp() public override {
-        super.setUp();
-        RULES_PROVIDER = delegation.DELEGATION_RULES_PROVIDER();
-        RULES_MODEL = delegation.DELEGATION_RULES_MODEL();
-        RULES_MARKETPLACE = delegation.DELEGATION_RULES_MARKETPLACE();
-        RULES_SESSION = delegation.DELEGATION_RULES_SESSION();
-    }
-
-    function _insufficientRights(address delegator_, address delegatee_) internal pure returns (bytes memory) {
-        return abi.encodeWithSelector(IDelegation.InsufficientRightsForOperation.selector, delegator_, delegatee_);
-    }
-
     function _isDelegated(bytes32 rights_) internal view returns (bool) {
         return delegation.isRightsDelegated(delegatee, provider, rights_);
     }

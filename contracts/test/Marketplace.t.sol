@@ -28,17 +28,6 @@ contract MarketplaceTest is MarketplaceTestBase {
     bytes32 internal constant BASE_MODEL_ID_2 = keccak256("mistral-7b");
     uint256 internal constant FEE = 1 ether;
 
-    bytes32 internal RULES_MARKETPLACE;
-    bytes32 internal RULES_SESSION;
-    bytes32 internal RULES_PROVIDER;
-
-    function setUp() public override {
-        super.setUp();
-        RULES_MARKETPLACE = delegation.DELEGATION_RULES_MARKETPLACE();
-        RULES_SESSION = delegation.DELEGATION_RULES_SESSION();
-        RULES_PROVIDER = delegation.DELEGATION_RULES_PROVIDER();
-    }
-
     // ---------------------------------------------------------------------------------------------------
     // Helpers
     // ---------------------------------------------------------------------------------------------------

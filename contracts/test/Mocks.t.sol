@@ -23,18 +23,9 @@ contract MocksTest is MarketplaceTestBase {
 
     Multicall3 internal multicall;
 
-    bytes32 internal RULES_PROVIDER;
-    bytes32 internal RULES_MODEL;
-    bytes32 internal RULES_MARKETPLACE;
-    bytes32 internal RULES_SESSION;
-
     function setUp() public override {
         super.setUp();
         multicall = Multicall3(d.multicall3);
-        RULES_PROVIDER = delegation.DELEGATION_RULES_PROVIDER();
-        RULES_MODEL = delegation.DELEGATION_RULES_MODEL();
-        RULES_MARKETPLACE = delegation.DELEGATION_RULES_MARKETPLACE();
-        RULES_SESSION = delegation.DELEGATION_RULES_SESSION();
     }
 
     // ===================================================================================================

@@ -39,10 +39,6 @@ contract ModelRegistryTest is MarketplaceTestBase {
         modelRegistry.modelDeregister(modelId_);
     }
 
-    function _insufficientRights(address delegator_, address delegatee_) internal pure returns (bytes memory) {
-        return abi.encodeWithSelector(IDelegation.InsufficientRightsForOperation.selector, delegator_, delegatee_);
-    }
-
     // ---------------------------------------------------------------------------------------------------
     // modelSetMinStake / getModelMinimumStake
     // ---------------------------------------------------------------------------------------------------

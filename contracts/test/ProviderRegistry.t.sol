@@ -30,10 +30,6 @@ contract ProviderRegistryTest is MarketplaceTestBase {
         providerRegistry.providerDeregister(provider_);
     }
 
-    function _insufficientRights(address delegator_, address delegatee_) internal pure returns (bytes memory) {
-        return abi.encodeWithSelector(IDelegation.InsufficientRightsForOperation.selector, delegator_, delegatee_);
-    }
-
     function _activeProviders() internal view returns (address[] memory items_, uint256 total_) {
         return providerRegistry.getActiveProviders(0, 100);
     }

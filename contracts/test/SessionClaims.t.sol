@@ -28,15 +28,6 @@ contract SessionClaimsTest is MarketplaceTestBase {
     bytes32 internal modelId;
     bytes32 internal bidId;
 
-    struct Balances {
-        uint256 provider;
-        uint256 user;
-        uint256 funding;
-        uint256 diamond;
-        uint256 delegatee;
-        uint256 total;
-    }
-
     function setUp() public override {
         super.setUp();
         (modelId, bidId) = _defaultBid();
@@ -45,15 +36,6 @@ contract SessionClaimsTest is MarketplaceTestBase {
     // ---------------------------------------------------------------------------------------------------
     // Helpers
     // ---------------------------------------------------------------------------------------------------
-
-    function _balances() internal view returns (Balances memory b_) {
-        b_.provider = token.balanceOf(provider);
-        b_.user = token.balanceOf(user);
-        b_.funding = token.balanceOf(funding);
-        b_.diamond = token.balanceOf(d.diamond);
-        b_.delegatee = token.balanceOf(delegatee);
-        b_.total = _totalHeld();
-    }
 
     /// @dev Asserts that nothing moved since `b_`.
     function _assertUnchanged(Balances memory b_, string memory what_) internal view {

@@ -15,13 +15,6 @@ contract SessionCloseTest is MarketplaceTestBase {
     bytes32 internal modelId;
     bytes32 internal bidId;
 
-    struct Balances {
-        uint256 user;
-        uint256 provider;
-        uint256 funding;
-        uint256 diamond;
-    }
-
     function setUp() public override {
         super.setUp();
         (modelId, bidId) = _defaultBid();
@@ -30,13 +23,6 @@ contract SessionCloseTest is MarketplaceTestBase {
     // ---------------------------------------------------------------------------------------------------
     // Helpers
     // ---------------------------------------------------------------------------------------------------
-
-    function _balances() internal view returns (Balances memory b_) {
-        b_.user = token.balanceOf(user);
-        b_.provider = token.balanceOf(provider);
-        b_.funding = token.balanceOf(funding);
-        b_.diamond = token.balanceOf(d.diamond);
-    }
 
     /// @dev Opens a session for `user` on `bidId_`, approval signed by `providerKey_`.
     function _openOn(bytes32 bidId_, uint256 providerKey_, uint256 stake_, bool direct_) internal returns (bytes32) {

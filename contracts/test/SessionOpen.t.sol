@@ -24,13 +24,6 @@ contract SessionOpenTest is MarketplaceTestBase {
     bytes32 internal modelId;
     bytes32 internal bidId;
 
-    struct Balances {
-        uint256 user;
-        uint256 caller;
-        uint256 diamond;
-        uint256 provider;
-    }
-
     function setUp() public override {
         super.setUp();
         (modelId, bidId) = _defaultBid();
@@ -77,17 +70,6 @@ contract SessionOpenTest is MarketplaceTestBase {
         if (duration_ > MAX_SESSION_DURATION) duration_ = MAX_SESSION_DURATION;
     }
 
-    function _balances(address caller_) internal view returns (Balances memory b_) {
-        b_.user = token.balanceOf(user);
-        b_.caller = token.balanceOf(caller_);
-        b_.diamond = token.balanceOf(d.diamond);
-        b_.provider = token.balanceOf(provider);
-    }
-
-    function _rightsError(address delegator_, address delegatee_) internal pure returns (bytes memory) {
-        return abi.encodeWithSelector(IDelegation.InsufficientRightsForOperation.selector, delegator_, delegatee_);
-    }
-
     function _err(bytes4 selector_) internal pure returns (bytes memory) {
         return abi.encodeWithSelector(selector_);
     }
@@ -119,7 +101,7 @@ contract SessionOpenTest is MarketplaceTestBase {
         uint256 duration_ = _expectedDuration(SESSION_STAKE);
         assertEq(duration_, 1578, "50 MOR buys 1578 s at 0.0001 MOR/s at the test time");
         assertFalse(sessionRouter.getIsProviderApprovalUsed(approval_), "approval unused before");
-        Balances memory before_ = _balances(user);
+        Balances memory before_ = _balances();
 
         vm.expectEmit(true, true, true, true, d.diamond);
         emit ISessionRouter.SessionOpened(user, expectedId_, provider);
@@ -129,7 +111,7 @@ contract SessionOpenTest is MarketplaceTestBase {
         assertEq(sessionId_, keccak256(abi.encodePacked(user, provider, bidId, uint256(0))), "id formula, nonce 0");
         _assertOpenedSession(sessionId_, SESSION_STAKE, duration_, false);
 
-        Balances memory after_ = _balances(user);
+        Balances memory after_ = _balances();
         assertEq(after_.user, before_.user - SESSION_STAKE, "user paid the stake");
         assertEq(after_.diamond, before_.diamond + SESSION_STAKE, "diamond holds the stake");
         assertEq(after_.provider, before_.provider, "provider untouched");
@@ -335,7 +317,7 @@ contract SessionOpenTest is MarketplaceTestBase {
         bytes memory approval_ = _approvalNow(bidId);
         bytes memory signature_ = _sign(PROVIDER_KEY, approval_);
         bytes32 expectedId_ = sessionRouter.getSessionId(user, provider, bidId, 0);
-        Balances memory before_ = _balances(delegatee);
+        Balances memory before_ = _balances();
 
         vm.expectEmit(true, true, true, true, d.diamond);
         emit ISessionRouter.SessionOpened(user, expectedId_, provider);
@@ -343,9 +325,9 @@ contract SessionOpenTest is MarketplaceTestBase {
 
         assertEq(sessionId_, expectedId_, "session is the user's");
         _assertOpenedSession(sessionId_, SESSION_STAKE, _expectedDuration(SESSION_STAKE), false);
-        Balances memory after_ = _balances(delegatee);
+        Balances memory after_ = _balances();
         assertEq(after_.user, before_.user - SESSION_STAKE, "stake pulled from the user");
-        assertEq(after_.caller, before_.caller, "delegate pays nothing");
+        assertEq(after_.delegatee, before_.delegatee, "delegate pays nothing");
         assertEq(after_.diamond, before_.diamond + SESSION_STAKE, "diamond holds the stake");
         (, uint256 delegateSessions_) = sessionRouter.getUserSessions(delegatee, 0, 0);
         assertEq(delegateSessions_, 0, "not listed for the delegate");
@@ -364,7 +346,7 @@ contract SessionOpenTest is MarketplaceTestBase {
 
     function test_openSession_strangerWithoutRights_reverts() public {
         bytes memory approval_ = _approvalNow(bidId);
-        _expectOpenRevert(stranger, user, SESSION_STAKE, false, approval_, _sign(PROVIDER_KEY, approval_), _rightsError(user, stranger));
+        _expectOpenRevert(stranger, user, SESSION_STAKE, false, approval_, _sign(PROVIDER_KEY, approval_), _insufficientRights(user, stranger));
     }
 
     function test_openSession_delegateWithWrongRule_reverts() public {
@@ -380,7 +362,7 @@ contract SessionOpenTest is MarketplaceTestBase {
             false,
             approval_,
             _sign(PROVIDER_KEY, approval_),
-            _rightsError(user, delegatee)
+            _insufficientRights(user, delegatee)
         );
     }
 
@@ -662,12 +644,12 @@ contract SessionOpenTest is MarketplaceTestBase {
     /// @dev D4: a direct session lasts amount / price seconds (not the stipend formula).
     function test_openSession_directPayment_D4_durationIsAmountOverPrice() public {
         uint256 amount_ = 1 ether; // 10 000 s at 0.0001 MOR/s
-        Balances memory before_ = _balances(user);
+        Balances memory before_ = _balances();
         bytes memory approval_ = _approvalNow(bidId);
         bytes32 sessionId_ = _open(user, user, amount_, true, approval_, _sign(PROVIDER_KEY, approval_));
 
         _assertOpenedSession(sessionId_, amount_, 10_000, true);
-        Balances memory after_ = _balances(user);
+        Balances memory after_ = _balances();
         assertEq(after_.user, before_.user - amount_, "user paid");
         assertEq(after_.diamond, before_.diamond + amount_, "diamond holds it");
         assertEq(after_.provider, before_.provider, "provider not paid at open");

@@ -62,6 +62,23 @@ abstract contract MarketplaceTestBase is Test, DeployMarketplace {
     IStatsStorage internal statsStorage;
     IDelegation internal delegation;
 
+    /// @dev The delegation rule values, read from the diamond in setUp (so a delegation made under
+    ///      `vm.prank` never spends the prank on a rule lookup).
+    bytes32 internal RULES_PROVIDER;
+    bytes32 internal RULES_MODEL;
+    bytes32 internal RULES_MARKETPLACE;
+    bytes32 internal RULES_SESSION;
+
+    /// @dev MOR balances of the parties of a session, and of every account together (_totalHeld).
+    struct Balances {
+        uint256 provider;
+        uint256 user;
+        uint256 funding;
+        uint256 diamond;
+        uint256 delegatee;
+        uint256 total;
+    }
+
     function setUp() public virtual {
         vm.warp(START_TIME);
 
@@ -84,6 +101,10 @@ abstract contract MarketplaceTestBase is Test, DeployMarketplace {
         sessionRouter = ISessionRouter(d.diamond);
         statsStorage = IStatsStorage(d.diamond);
         delegation = IDelegation(d.diamond);
+        RULES_PROVIDER = delegation.DELEGATION_RULES_PROVIDER();
+        RULES_MODEL = delegation.DELEGATION_RULES_MODEL();
+        RULES_MARKETPLACE = delegation.DELEGATION_RULES_MARKETPLACE();
+        RULES_SESSION = delegation.DELEGATION_RULES_SESSION();
 
         address[6] memory accounts_ = [provider, user, funding, delegatee, stranger, provider2];
         for (uint256 i = 0; i < accounts_.length; i++) {
@@ -184,6 +205,11 @@ abstract contract MarketplaceTestBase is Test, DeployMarketplace {
         sessionRouter.closeSession(receipt_, signature_);
     }
 
+    /// @dev Revert data of InsufficientRightsForOperation(delegator, delegatee).
+    function _insufficientRights(address delegator_, address delegatee_) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(IDelegation.InsufficientRightsForOperation.selector, delegator_, delegatee_);
+    }
+
     // ---------------------------------------------------------------------------------------------------
     // Time and balances
     // ---------------------------------------------------------------------------------------------------
@@ -195,6 +221,15 @@ abstract contract MarketplaceTestBase is Test, DeployMarketplace {
     /// @dev Moves to `secondsBefore_` seconds before the next UTC midnight.
     function _warpBeforeMidnight(uint256 secondsBefore_) internal {
         vm.warp(_startOfDay(block.timestamp) + 1 days - secondsBefore_);
+    }
+
+    function _balances() internal view returns (Balances memory b_) {
+        b_.provider = token.balanceOf(provider);
+        b_.user = token.balanceOf(user);
+        b_.funding = token.balanceOf(funding);
+        b_.diamond = token.balanceOf(d.diamond);
+        b_.delegatee = token.balanceOf(delegatee);
+        b_.total = _totalHeld();
     }
 
     /// @dev Sum of the balances of every account that can hold MOR in these tests, plus the diamond.
