@@ -37,9 +37,13 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# The Rust end-to-end tests start anvil from node_modules and deploy contracts/out.
+# The Rust end-to-end tests start anvil from node_modules and deploy contracts/out. The last line sums
+# every `test result:` line of cargo (unit, integration and doc tests) into one closing count.
 test-rust: contracts
-	cargo test --workspace --locked
+	mkdir -p target
+	cargo test --workspace --locked 2>&1 | tee target/test-rust.log
+	awk '/^test result:/ { p += $$4; f += $$6; i += $$8 } \
+	  END { printf "rust tests: %d passed, %d failed, %d skipped\n", p, f, i }' target/test-rust.log
 
 test: check-abi test-contracts lint test-rust
 
