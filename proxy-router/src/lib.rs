@@ -31,3 +31,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod chain;
+pub mod config;
+pub mod index;
+pub mod store;
