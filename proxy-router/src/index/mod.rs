@@ -3,3 +3,4 @@
 //! chain. It sits above `chain` (reads) and `store` (writes), which never import each other.
 
 pub mod decode;
+pub mod reader;
