@@ -2,6 +2,11 @@
 //!
 //! The node roles (provider and consumer) arrive with later issues; until then running the binary
 //! without a subcommand says so and exits with status 2.
+//!
+//! `check-config` loads the configuration exactly as the node will (environment over `./.env`, then the
+//! configuration flags given after the subcommand, see `proxy_router::config`) and prints it with the
+//! secrets redacted. Configuration flags are passed to the loader as raw arguments rather than declared
+//! to clap, because they follow the reference's Go syntax (`-eth-node-chain-id 8453`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -9,9 +14,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use proxy_router::chain::bindings;
+use proxy_router::config::{self, Config, ConfigError};
 
 /// Exit status when the node itself is requested but not part of this build.
 const EXIT_NODE_UNAVAILABLE: u8 = 2;
+
+/// Exit status of an invalid configuration.
+const EXIT_CONFIG_INVALID: u8 = 2;
 
 /// A node for a decentralized AI-inference marketplace.
 ///
@@ -33,6 +42,19 @@ enum Command {
     /// their topic 0 (32 bytes); functions and errors their 4-byte selector. Useful to check that a
     /// deployed diamond serves the functions this build calls.
     Selectors,
+
+    /// Load and validate the configuration, then print it with secrets redacted.
+    ///
+    /// The configuration is read as the node reads it: the process environment, over `./.env` (the
+    /// environment wins), then the configuration flags given after `check-config` (they win). Prints
+    /// one `NAME=value` line per variable and exits 0, or prints the problem, naming the variable, and
+    /// exits 2.
+    #[command(after_help = config::flags_help())]
+    CheckConfig {
+        /// Configuration flags, e.g. `-eth-node-chain-id 8453` or `--eth-node-address=http://…`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONFIG_FLAGS")]
+        flags: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -42,6 +64,16 @@ fn main() -> anyhow::Result<ExitCode> {
             print_selectors().context("failed to print the selectors")?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::CheckConfig { flags }) => match check_config(&flags) {
+            Ok(report) => {
+                print!("{report}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("proxy-router: invalid configuration: {e}");
+                Ok(ExitCode::from(EXIT_CONFIG_INVALID))
+            }
+        },
         None => {
             eprintln!(
                 "proxy-router: the node (provider and consumer roles) is not available in this build yet; \
@@ -50,6 +82,18 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_NODE_UNAVAILABLE))
         }
     }
+}
+
+/// The effective configuration and, when a wallet is configured, its address.
+fn check_config(flags: &[String]) -> Result<String, ConfigError> {
+    let env = config::env_with_dotenv(None)?;
+    let config = Config::load(flags, &env)?;
+    let mut report = config.to_string();
+    match &config.wallet.key {
+        Some(key) => report.push_str(&format!("# wallet address: {}\n", key.signer()?.address())),
+        None => report.push_str("# no wallet key: read-only node\n"),
+    }
+    Ok(report)
 }
 
 fn print_selectors() -> std::io::Result<()> {

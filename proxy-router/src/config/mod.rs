@@ -6,13 +6,91 @@
 //! mnemonic) are held as [`secrecy::SecretString`] and never appear in `Debug` output or errors.
 //!
 //! `config` depends on nothing else in the crate.
+//!
+//! # Loading
+//!
+//! ```no_run
+//! # fn main() -> Result<(), proxy_router::config::ConfigError> {
+//! use proxy_router::config::{env_with_dotenv, Config};
+//! let env = env_with_dotenv(None)?; // the process environment over ./.env
+//! let config = Config::load(["--eth-node-chain-id=8453"], &env)?; // flags over both
+//! println!("{config}"); // NAME=value lines, secrets redacted
+//! # Ok(()) }
+//! ```
+//!
+//! [`Config::load`] is a pure function of its two arguments, so every rule is unit-tested with maps and
+//! argument lists; [`env_with_dotenv`] is the only part that touches the process (environment and file).
+//! The variables, their flags, defaults and help live in one table, [`VARIABLES`].
+//!
+//! # Why the flags are not clap arguments
+//!
+//! Declaring one clap argument per variable (`#[arg(long = "eth-node-chain-id", env = ...)]`) was
+//! rejected: clap cannot read the reference's single-dash long flags (`-eth-node-chain-id` is a cluster
+//! of short flags to clap); its `env` reads the process environment, not our `.env`-merged map, so the
+//! loader would stop being pure; and its errors name the flag rather than the variable and echo the
+//! offending value, which for `--wallet-private-key` would print the key. So the binary's clap
+//! definition takes the configuration flags of a command as raw trailing arguments and hands them to
+//! [`Config::load`] (see `check-config` in `main.rs`), and [`flags_help`] renders the table for its
+//! `--help`. The flag syntax is the Go `flag` package's (see [Flags](#flags)): `-name` or `--name`,
+//! `-name=value` or `-name value`.
+//!
+//! # Flags
+//!
+//! One per variable: the name in lower case with `-` for `_` (`ETH_NODE_CHAIN_ID` →
+//! `--eth-node-chain-id`), plus the reference's `-diamond-address` for `DIAMOND_CONTRACT_ADDRESS`. A
+//! boolean flag alone means true. The last repeated flag wins. An unknown flag is an error (the
+//! reference skips it, hiding typos); unknown *environment* variables are ignored, since the
+//! environment holds many unrelated ones.
 
+mod args;
+mod dotenv;
+mod error;
+mod load;
+mod parse;
+pub mod vars;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use alloy::primitives::{address, Address};
-use secrecy::SecretString;
+use alloy::signers::local::coins_bip39::English;
+use alloy::signers::local::{MnemonicBuilder, PrivateKeySigner};
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+
+pub use dotenv::{env_with_dotenv, merge_dotenv, read_dotenv, DEFAULT_DOTENV};
+pub use error::{AfterFlag, ConfigError, DotEnvKey, KeyProblem, MnemonicProblem, Origin, Problem};
+pub use parse::{format_duration, parse_duration};
+pub use vars::{by_flag, by_name, flags_help, VarSpec, VARIABLES};
+
+/// Default of `ETH_NODE_POLLING_INTERVAL`.
+pub const DEFAULT_POLLING_INTERVAL: Duration = Duration::from_secs(10);
+/// Default of `ETH_NODE_RPC_TIMEOUT`.
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of `TX_RECEIPT_TIMEOUT`.
+pub const DEFAULT_TX_RECEIPT_TIMEOUT: Duration = Duration::from_secs(180);
+/// Default of `TX_BUMP_INTERVAL`.
+pub const DEFAULT_TX_BUMP_INTERVAL: Duration = Duration::from_secs(20);
+/// Default of `TX_FEE_BUMP_PERCENT`.
+pub const DEFAULT_TX_FEE_BUMP_PERCENT: u32 = 15;
+/// Default of `TX_MAX_BUMPS`.
+pub const DEFAULT_TX_MAX_BUMPS: u32 = 5;
+/// Default of `WALLET_DERIVATION_PATH`.
+pub const DEFAULT_DERIVATION_PATH: &str = "m/44'/60'/0'/0/0";
+/// Default of `PROXY_STORAGE_PATH`.
+pub const DEFAULT_STORAGE_PATH: &str = "./data/";
+/// Default of `INDEXER_CONFIRMATIONS`.
+pub const DEFAULT_CONFIRMATIONS: u64 = 2;
+/// Default of `INDEXER_BLOCK_RANGE`.
+pub const DEFAULT_BLOCK_RANGE: u64 = 2000;
+/// Default of `INDEXER_MAX_BACKOFF`.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// What the effective configuration shows in place of a secret.
+pub const REDACTED: &str = "<redacted>";
 
 /// The canonical Multicall3 address, used unless `MULTICALL3_ADDR` says otherwise.
 pub const DEFAULT_MULTICALL3: Address = address!("cA11bde05977b3631167028862bE2a173976CA11");
@@ -105,3 +183,105 @@ pub struct IndexerConfig {
     /// `INDEXER_MAX_BACKOFF`: cap of the retry delay after RPC errors (default 60 s); retries never stop.
     pub max_backoff: Duration,
 }
+
+impl WalletKey {
+    /// Builds the signer. This is the only way the secret leaves the value. For a mnemonic it runs the
+    /// BIP-39 seed derivation (PBKDF2), so call it once at start-up.
+    pub fn signer(&self) -> Result<PrivateKeySigner, ConfigError> {
+        match self {
+            WalletKey::PrivateKey(key) => {
+                parse::private_key_signer(key.expose_secret()).map_err(|problem| ConfigError::Invalid {
+                    var: vars::WALLET_PRIVATE_KEY,
+                    origin: Origin::Env,
+                    problem: problem.into(),
+                })
+            }
+            WalletKey::Mnemonic { phrase, derivation_path } => {
+                let invalid = |problem: MnemonicProblem| ConfigError::Invalid {
+                    var: vars::WALLET_MNEMONIC,
+                    origin: Origin::Env,
+                    problem: problem.into(),
+                };
+                let phrase = parse::normalize_mnemonic(phrase.expose_secret());
+                parse::check_mnemonic(&phrase).map_err(invalid)?;
+                MnemonicBuilder::<English>::default()
+                    .phrase(phrase)
+                    .derivation_path(derivation_path)
+                    .map_err(|e| ConfigError::Invalid {
+                        var: vars::WALLET_DERIVATION_PATH,
+                        origin: Origin::Env,
+                        problem: Problem::DerivationPath {
+                            value: derivation_path.clone(),
+                            reason: e.to_string(),
+                        },
+                    })?
+                    .build()
+                    .map_err(|_| invalid(MnemonicProblem::Derivation))
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The effective configuration as `(variable, value)` pairs in the order of [`VARIABLES`], the
+    /// secrets replaced by [`REDACTED`] and URL passwords by `***`. Unset optional variables have an
+    /// empty value. `ETH_NODE_MAX_RECONNECTS` is absent: it is checked but not kept.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let c = &self.chain;
+        let urls = c.rpc_urls.iter().map(redact_url).collect::<Vec<_>>().join(",");
+        let (private_key, mnemonic, path) = match &self.wallet.key {
+            None => (String::new(), String::new(), String::new()),
+            Some(WalletKey::PrivateKey(_)) => (REDACTED.to_owned(), String::new(), String::new()),
+            Some(WalletKey::Mnemonic { derivation_path, .. }) => {
+                (String::new(), REDACTED.to_owned(), derivation_path.clone())
+            }
+        };
+        vec![
+            (vars::ETH_NODE_ADDRESS, urls),
+            (vars::ETH_NODE_CHAIN_ID, c.chain_id.to_string()),
+            (vars::DIAMOND_CONTRACT_ADDRESS, c.diamond.to_string()),
+            (vars::MOR_TOKEN_ADDRESS, c.mor_token.to_string()),
+            (vars::MULTICALL3_ADDR, c.multicall3.to_string()),
+            (vars::ETH_NODE_LEGACY_TX, c.legacy_tx.to_string()),
+            (vars::ETH_NODE_USE_SUBSCRIPTIONS, c.use_subscriptions.to_string()),
+            (vars::ETH_NODE_POLLING_INTERVAL, format_duration(c.polling_interval)),
+            (vars::ETH_NODE_RPC_TIMEOUT, format_duration(c.rpc_timeout)),
+            (vars::TX_RECEIPT_TIMEOUT, format_duration(c.tx_receipt_timeout)),
+            (vars::TX_BUMP_INTERVAL, format_duration(c.tx_bump_interval)),
+            (vars::TX_FEE_BUMP_PERCENT, c.tx_fee_bump_percent.to_string()),
+            (vars::TX_MAX_BUMPS, c.tx_max_bumps.to_string()),
+            (vars::WALLET_PRIVATE_KEY, private_key),
+            (vars::WALLET_MNEMONIC, mnemonic),
+            (vars::WALLET_DERIVATION_PATH, path),
+            (vars::PROXY_STORAGE_PATH, self.store.storage_path.display().to_string()),
+            (vars::INDEXER_START_BLOCK, self.indexer.start_block.to_string()),
+            (vars::INDEXER_CONFIRMATIONS, self.indexer.confirmations.to_string()),
+            (vars::INDEXER_BLOCK_RANGE, self.indexer.block_range.to_string()),
+            (vars::INDEXER_MAX_BACKOFF, format_duration(self.indexer.max_backoff)),
+        ]
+    }
+}
+
+/// The effective configuration, one `NAME=value` line per variable, secrets redacted (see
+/// [`Config::effective`]).
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, value) in self.effective() {
+            writeln!(f, "{name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The URL with its password, if any, replaced by `***`.
+fn redact_url(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        // Cannot fail: a URL with a password has a host.
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests;

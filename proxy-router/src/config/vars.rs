@@ -1,0 +1,284 @@
+//! The table of configuration variables: name, flag, default and one line of help each.
+//!
+//! The loader, the flag parser, the `check-config` help text and the consistency tests of
+//! `.env.example` and `docs/configuration.md` all read this one table.
+
+/// One configuration variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VarSpec {
+    /// The environment variable (the reference's name where it has one).
+    pub name: &'static str,
+    /// The flag, without dashes (`eth-node-chain-id` is given as `-eth-node-chain-id` or
+    /// `--eth-node-chain-id`).
+    pub flag: &'static str,
+    /// Other accepted flag names (the reference's own spelling where it differs).
+    pub aliases: &'static [&'static str],
+    /// A boolean: the flag alone means `true`.
+    pub is_bool: bool,
+    /// The value is a secret: never printed, never part of an error.
+    pub secret: bool,
+    /// The default, as written in the docs; empty when there is none.
+    pub default: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+/// `ETH_NODE_ADDRESS`.
+pub const ETH_NODE_ADDRESS: &str = "ETH_NODE_ADDRESS";
+/// `ETH_NODE_CHAIN_ID`.
+pub const ETH_NODE_CHAIN_ID: &str = "ETH_NODE_CHAIN_ID";
+/// `DIAMOND_CONTRACT_ADDRESS`.
+pub const DIAMOND_CONTRACT_ADDRESS: &str = "DIAMOND_CONTRACT_ADDRESS";
+/// `MOR_TOKEN_ADDRESS`.
+pub const MOR_TOKEN_ADDRESS: &str = "MOR_TOKEN_ADDRESS";
+/// `MULTICALL3_ADDR`.
+pub const MULTICALL3_ADDR: &str = "MULTICALL3_ADDR";
+/// `ETH_NODE_LEGACY_TX`.
+pub const ETH_NODE_LEGACY_TX: &str = "ETH_NODE_LEGACY_TX";
+/// `ETH_NODE_USE_SUBSCRIPTIONS`.
+pub const ETH_NODE_USE_SUBSCRIPTIONS: &str = "ETH_NODE_USE_SUBSCRIPTIONS";
+/// `ETH_NODE_POLLING_INTERVAL`.
+pub const ETH_NODE_POLLING_INTERVAL: &str = "ETH_NODE_POLLING_INTERVAL";
+/// `ETH_NODE_MAX_RECONNECTS` (validated, not used: the indexer retries forever).
+pub const ETH_NODE_MAX_RECONNECTS: &str = "ETH_NODE_MAX_RECONNECTS";
+/// `ETH_NODE_RPC_TIMEOUT`.
+pub const ETH_NODE_RPC_TIMEOUT: &str = "ETH_NODE_RPC_TIMEOUT";
+/// `TX_RECEIPT_TIMEOUT`.
+pub const TX_RECEIPT_TIMEOUT: &str = "TX_RECEIPT_TIMEOUT";
+/// `TX_BUMP_INTERVAL`.
+pub const TX_BUMP_INTERVAL: &str = "TX_BUMP_INTERVAL";
+/// `TX_FEE_BUMP_PERCENT`.
+pub const TX_FEE_BUMP_PERCENT: &str = "TX_FEE_BUMP_PERCENT";
+/// `TX_MAX_BUMPS`.
+pub const TX_MAX_BUMPS: &str = "TX_MAX_BUMPS";
+/// `WALLET_PRIVATE_KEY`.
+pub const WALLET_PRIVATE_KEY: &str = "WALLET_PRIVATE_KEY";
+/// `WALLET_MNEMONIC`.
+pub const WALLET_MNEMONIC: &str = "WALLET_MNEMONIC";
+/// `WALLET_DERIVATION_PATH`.
+pub const WALLET_DERIVATION_PATH: &str = "WALLET_DERIVATION_PATH";
+/// `PROXY_STORAGE_PATH`.
+pub const PROXY_STORAGE_PATH: &str = "PROXY_STORAGE_PATH";
+/// `INDEXER_START_BLOCK`.
+pub const INDEXER_START_BLOCK: &str = "INDEXER_START_BLOCK";
+/// `INDEXER_CONFIRMATIONS`.
+pub const INDEXER_CONFIRMATIONS: &str = "INDEXER_CONFIRMATIONS";
+/// `INDEXER_BLOCK_RANGE`.
+pub const INDEXER_BLOCK_RANGE: &str = "INDEXER_BLOCK_RANGE";
+/// `INDEXER_MAX_BACKOFF`.
+pub const INDEXER_MAX_BACKOFF: &str = "INDEXER_MAX_BACKOFF";
+
+const fn var(name: &'static str, flag: &'static str, default: &'static str, help: &'static str) -> VarSpec {
+    VarSpec { name, flag, aliases: &[], is_bool: false, secret: false, default, help }
+}
+
+const fn boolean(name: &'static str, flag: &'static str, help: &'static str) -> VarSpec {
+    VarSpec { name, flag, aliases: &[], is_bool: true, secret: false, default: "false", help }
+}
+
+const fn secret(name: &'static str, flag: &'static str, help: &'static str) -> VarSpec {
+    VarSpec { name, flag, aliases: &[], is_bool: false, secret: true, default: "", help }
+}
+
+/// Every variable this build reads, in the order they are validated.
+pub const VARIABLES: &[VarSpec] = &[
+    var(
+        ETH_NODE_ADDRESS,
+        "eth-node-address",
+        "",
+        "Required. JSON-RPC URLs (http, https, ws, wss), comma-separated, tried in order with failover.",
+    ),
+    var(
+        ETH_NODE_CHAIN_ID,
+        "eth-node-chain-id",
+        "",
+        "Required. Chain id; start-up refuses an RPC node that reports another one.",
+    ),
+    VarSpec {
+        aliases: &["diamond-address"],
+        ..var(DIAMOND_CONTRACT_ADDRESS, "diamond-contract-address", "", "Required. The marketplace diamond.")
+    },
+    var(MOR_TOKEN_ADDRESS, "mor-token-address", "", "Required. The MOR ERC-20 token."),
+    var(
+        MULTICALL3_ADDR,
+        "multicall3-addr",
+        "0xcA11bde05977b3631167028862bE2a173976CA11",
+        "Multicall3 contract used for batched reads.",
+    ),
+    boolean(
+        ETH_NODE_LEGACY_TX,
+        "eth-node-legacy-tx",
+        "Send legacy gasPrice transactions instead of EIP-1559.",
+    ),
+    boolean(
+        ETH_NODE_USE_SUBSCRIPTIONS,
+        "eth-node-use-subscriptions",
+        "Follow new blocks over a WebSocket subscription instead of polling (needs a ws(s) URL).",
+    ),
+    var(
+        ETH_NODE_POLLING_INTERVAL,
+        "eth-node-polling-interval",
+        "10s",
+        "Head polling interval, also the base retry delay after RPC errors.",
+    ),
+    var(
+        ETH_NODE_MAX_RECONNECTS,
+        "eth-node-max-reconnects",
+        "30",
+        "Accepted for compatibility and checked (an integer >= -1), but unused: the indexer retries forever.",
+    ),
+    var(ETH_NODE_RPC_TIMEOUT, "eth-node-rpc-timeout", "30s", "Timeout of one JSON-RPC request."),
+    var(
+        TX_RECEIPT_TIMEOUT,
+        "tx-receipt-timeout",
+        "3m",
+        "Longest wait for a transaction's receipt, fee bumps included.",
+    ),
+    var(
+        TX_BUMP_INTERVAL,
+        "tx-bump-interval",
+        "20s",
+        "A transaction without a receipt after this long is resent with higher fees.",
+    ),
+    var(
+        TX_FEE_BUMP_PERCENT,
+        "tx-fee-bump-percent",
+        "15",
+        "Fee increase of each resend, in percent (10 to 1000).",
+    ),
+    var(TX_MAX_BUMPS, "tx-max-bumps", "5", "Resends before giving up on a transaction."),
+    secret(
+        WALLET_PRIVATE_KEY,
+        "wallet-private-key",
+        "The node's key: 32 bytes hex, with or without 0x. Unset with WALLET_MNEMONIC unset: read-only node.",
+    ),
+    secret(
+        WALLET_MNEMONIC,
+        "wallet-mnemonic",
+        "The node's key as a BIP-39 English mnemonic (12 to 24 words), instead of WALLET_PRIVATE_KEY.",
+    ),
+    var(
+        WALLET_DERIVATION_PATH,
+        "wallet-derivation-path",
+        "m/44'/60'/0'/0/0",
+        "BIP-32 derivation path of the key in WALLET_MNEMONIC.",
+    ),
+    var(
+        PROXY_STORAGE_PATH,
+        "proxy-storage-path",
+        "./data/",
+        "Directory of the node's state; the database is <path>/proxy-router.sqlite.",
+    ),
+    var(
+        INDEXER_START_BLOCK,
+        "indexer-start-block",
+        "0",
+        "First block indexed on an empty database (use the diamond's deployment block on a public chain).",
+    ),
+    var(INDEXER_CONFIRMATIONS, "indexer-confirmations", "2", "Only blocks at least this deep are indexed."),
+    var(
+        INDEXER_BLOCK_RANGE,
+        "indexer-block-range",
+        "2000",
+        "Largest eth_getLogs block range during backfill.",
+    ),
+    var(
+        INDEXER_MAX_BACKOFF,
+        "indexer-max-backoff",
+        "60s",
+        "Cap of the retry delay after RPC errors; retries never stop.",
+    ),
+];
+
+/// The variable a flag sets, by its name without dashes (`eth-node-chain-id` or an alias).
+pub fn by_flag(flag: &str) -> Option<&'static VarSpec> {
+    VARIABLES.iter().find(|spec| spec.flag == flag || spec.aliases.contains(&flag))
+}
+
+/// The spec of a variable by its name.
+pub fn by_name(name: &str) -> Option<&'static VarSpec> {
+    VARIABLES.iter().find(|spec| spec.name == name)
+}
+
+/// Help text listing every flag, its variable, default and meaning (for `--help` of commands that
+/// take configuration flags).
+pub fn flags_help() -> String {
+    let mut out = String::from(
+        "Configuration flags (each overrides its environment variable, which overrides .env; \
+         -name and --name, -name=value and -name value are all accepted):\n",
+    );
+    for spec in VARIABLES {
+        let value = if spec.is_bool { "[=BOOL]" } else { " <VALUE>" };
+        out.push_str(&format!("  --{}{value}  ({})\n", spec.flag, spec.name));
+        out.push_str(&format!("      {}", spec.help));
+        if !spec.default.is_empty() {
+            out.push_str(&format!(" Default: {}.", spec.default));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_flags_are_unique_and_derived_from_each_other() {
+        for (i, spec) in VARIABLES.iter().enumerate() {
+            assert_eq!(spec.flag, spec.name.to_lowercase().replace('_', "-"), "{}", spec.name);
+            for other in &VARIABLES[i + 1..] {
+                assert_ne!(spec.name, other.name);
+                assert_ne!(spec.flag, other.flag);
+                assert!(!other.aliases.contains(&spec.flag));
+            }
+            assert_eq!(by_name(spec.name), Some(spec));
+            assert_eq!(by_flag(spec.flag), Some(spec));
+        }
+        assert_eq!(by_flag("diamond-address").map(|s| s.name), Some(DIAMOND_CONTRACT_ADDRESS));
+        assert_eq!(by_flag("no-such-flag"), None);
+    }
+
+    #[test]
+    fn only_the_wallet_secrets_are_secret() {
+        let secrets: Vec<_> = VARIABLES.iter().filter(|s| s.secret).map(|s| s.name).collect();
+        assert_eq!(secrets, [WALLET_PRIVATE_KEY, WALLET_MNEMONIC]);
+    }
+
+    #[test]
+    fn help_lists_every_flag_and_variable() {
+        let help = flags_help();
+        for spec in VARIABLES {
+            assert!(help.contains(&format!("--{}", spec.flag)), "{}", spec.flag);
+            assert!(help.contains(spec.name), "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn env_example_documents_every_variable() {
+        let example = include_str!("../../../.env.example");
+        for spec in VARIABLES {
+            assert!(
+                example.lines().any(|line| {
+                    let line = line.trim_start_matches('#').trim_start();
+                    line.starts_with(&format!("{}=", spec.name))
+                }),
+                ".env.example lacks {}",
+                spec.name
+            );
+        }
+    }
+
+    #[test]
+    fn configuration_doc_documents_every_variable_and_flag() {
+        let doc = include_str!("../../../docs/configuration.md");
+        for spec in VARIABLES {
+            assert!(doc.contains(&format!("`{}`", spec.name)), "docs/configuration.md lacks {}", spec.name);
+            assert!(
+                doc.contains(&format!("`--{}`", spec.flag)),
+                "docs/configuration.md lacks --{}",
+                spec.flag
+            );
+        }
+    }
+}
