@@ -60,6 +60,10 @@ pub enum Read {
     Bid(B256),
     /// A session, and then the statistics of its provider and model.
     Session(B256),
+    /// The statistics of a provider on a model.
+    ProviderModelStats(B256, Address),
+    /// The statistics of a model.
+    ModelStats(B256),
 }
 
 /// Reads every entity of `reads` at `block`. A session also yields the statistics of its (model,
@@ -113,6 +117,15 @@ async fn read_one(
                 Snapshot::ProviderModelStats(model, bid_provider, pm),
                 Snapshot::ModelStats(model, ms),
             ])
+        }
+        Read::ProviderModelStats(model, stats_provider) => {
+            let router = SessionRouter::new(diamond, provider);
+            let pm = router.getProviderModelStats(model, stats_provider).block(at).call().await?;
+            Ok(vec![Snapshot::ProviderModelStats(model, stats_provider, pm)])
+        }
+        Read::ModelStats(model) => {
+            let ms = SessionRouter::new(diamond, provider).getModelStats(model).block(at).call().await?;
+            Ok(vec![Snapshot::ModelStats(model, ms)])
         }
     }
 }
