@@ -9,8 +9,9 @@
 //!
 //! Present in this build:
 //!
-//! - [`chain`]: contract bindings generated from the committed ABI files in `proxy-router/abi/`. The RPC
-//!   client, wallet, transaction sender and event indexer arrive here with later issues.
+//! - [`chain`]: contract bindings generated from the committed ABI files in `proxy-router/abi/`, the RPC
+//!   client (several URLs with failover), the wallet, the transaction sender (one nonce queue, fee bumps,
+//!   reverts decoded into typed errors), the MOR allowance manager and the start-up checks.
 //!
 //! Arriving with later issues (they do not exist yet):
 //!

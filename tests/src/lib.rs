@@ -5,6 +5,7 @@
 //! contracts, real routers and a real streaming model backend.
 
 pub mod anvil;
+pub mod chain;
 pub mod deploy;
 
 use std::path::PathBuf;
