@@ -9,9 +9,10 @@ use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::sol_types::SolValue;
 use anyhow::Context;
-use proxy_router::chain::bindings::{MorpheusToken, SessionRouter};
+use proxy_router::chain::allowance::Allowance;
+use proxy_router::chain::bindings::{Marketplace, MorpheusToken, SessionRouter};
 use proxy_router::chain::rpc::Rpc;
-use proxy_router::chain::sender::TxSender;
+use proxy_router::chain::sender::{ModelRegistration, TxSender};
 use proxy_router::chain::wallet::Wallet;
 use proxy_router::config::{ChainConfig, WalletKey};
 use secrecy::SecretString;
@@ -117,6 +118,50 @@ impl ChainFixture {
         Ok(())
     }
 
+    /// Funds the provider of `provider`, registers it (0.2 MOR), a model named `name` (0.1 MOR) and a bid
+    /// at `price` wei/s, each spend through [`Allowance`]; returns `(model_id, bid_id)`.
+    pub async fn provider_with_bid(
+        &self,
+        provider: &TxSender,
+        name: &str,
+        price: U256,
+    ) -> anyhow::Result<(B256, B256)> {
+        let p = provider.address();
+        let allowance = Allowance::new(provider.clone());
+        self.give_mor(p, U256::from(10 * MOR)).await?;
+        let stake = U256::from(MOR / 5);
+        allowance.spend(stake, || provider.provider_register(p, stake, "provider.example:3333")).await?;
+        let registration = model_registration(p, name, U256::from(MOR / 10));
+        let (model_id, _) =
+            allowance.spend(registration.stake, || provider.model_register(&registration)).await?;
+        let fee = Marketplace::new(self.deployment.diamond, self.provider()?).getBidFee().call().await?;
+        let (bid_id, _) = allowance.spend(fee, || provider.post_model_bid(p, model_id, price)).await?;
+        Ok((model_id, bid_id))
+    }
+
+    /// The approval of `provider` for `user` on `bid_id`, stamped with the chain's clock in milliseconds
+    /// like the router, and its signature.
+    pub async fn signed_approval(
+        &self,
+        provider: &Wallet,
+        bid_id: B256,
+        user: Address,
+    ) -> anyhow::Result<(Bytes, Bytes)> {
+        let now_ms = u128::from(self.chain_time().await?) * 1000;
+        let approval = approval(bid_id, ANVIL_CHAIN_ID, user, now_ms);
+        let signature = sign(provider, &approval)?;
+        Ok((approval, signature))
+    }
+
+    /// The 7-word report of `session_id` signed by `signer` (the provider: no dispute; the user: a
+    /// dispute), stamped with the chain's clock.
+    pub async fn signed_report(&self, signer: &Wallet, session_id: B256) -> anyhow::Result<(Bytes, Bytes)> {
+        let now_ms = u128::from(self.chain_time().await?) * 1000;
+        let report = session_report(session_id, ANVIL_CHAIN_ID, now_ms, [25_000, 300, 1_000, 2_000]);
+        let signature = sign(signer, &report)?;
+        Ok((report, signature))
+    }
+
     /// The MOR a non-direct session needs to last `duration` seconds at `price_per_second` (the
     /// reference's `supply × price × duration / todaysBudget`, rounded up, plus 1 %).
     pub async fn session_stake(&self, price_per_second: U256, duration: u64) -> anyhow::Result<U256> {
@@ -149,6 +194,19 @@ pub fn chain_config(anvil: &Anvil, deployment: &Deployment) -> anyhow::Result<Ch
         tx_fee_bump_percent: 15,
         tx_max_bumps: 5,
     })
+}
+
+/// A model registration with derived ids and two tags.
+pub fn model_registration(owner: Address, name: &str, stake: U256) -> ModelRegistration {
+    ModelRegistration {
+        owner,
+        base_id: keccak256(name.as_bytes()),
+        ipfs_cid: keccak256(format!("ipfs:{name}").as_bytes()),
+        fee: U256::from(7u64),
+        stake,
+        name: name.to_owned(),
+        tags: vec!["llm".into(), "test".into()],
+    }
 }
 
 /// The wallet of anvil account `index` (from the test mnemonic).

@@ -7,6 +7,7 @@
 pub mod anvil;
 pub mod chain;
 pub mod deploy;
+pub mod index;
 
 use std::path::PathBuf;
 

@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use alloy::primitives::{keccak256, Address, B256, U256};
-use e2e_tests::anvil::ANVIL_CHAIN_ID;
-use e2e_tests::chain::{approval, session_report, sign, wallet, ChainFixture, MOR};
+use alloy::primitives::{Address, U256};
+use e2e_tests::chain::{model_registration, wallet, ChainFixture, MOR};
 use proxy_router::chain::bindings::{Marketplace, ModelRegistry, ProviderRegistry, SessionRouter};
-use proxy_router::chain::sender::{ModelRegistration, OpenSession, TxSender};
+use proxy_router::chain::sender::OpenSession;
 use proxy_router::chain::Allowance;
 
 const PROVIDER: u32 = 2;
@@ -48,18 +47,6 @@ fn i(v: U256) -> i128 {
     i128::try_from(v).unwrap()
 }
 
-fn model(owner: Address, name: &str, stake: U256) -> ModelRegistration {
-    ModelRegistration {
-        owner,
-        base_id: keccak256(name.as_bytes()),
-        ipfs_cid: keccak256(format!("ipfs:{name}").as_bytes()),
-        fee: U256::from(7u64),
-        stake,
-        name: name.to_owned(),
-        tags: vec!["llm".into(), "test".into()],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_model_bid_and_approval_writes() {
     let chain = ChainFixture::start().await.expect("anvil with the marketplace");
@@ -83,7 +70,7 @@ async fn provider_model_bid_and_approval_writes() {
 
     // modelRegister: the model stake moves; the id is the contract's.
     let model_stake = U256::from(MOR / 10);
-    let registration = model(p, "llama-3-8b", model_stake);
+    let registration = model_registration(p, "llama-3-8b", model_stake);
     let before = balances(&chain, &who).await;
     let (model_id, _) =
         allowance.spend(model_stake, || provider.model_register(&registration)).await.unwrap();
@@ -141,49 +128,6 @@ async fn provider_model_bid_and_approval_writes() {
     assert_eq!(deltas(&before, &balances(&chain, &who).await), [0, 0]);
 }
 
-/// Registers the provider, a model and a bid; returns `(model_id, bid_id)`.
-async fn provider_with_bid(chain: &ChainFixture, provider: &TxSender) -> (B256, B256) {
-    let p = provider.address();
-    let allowance = Allowance::new(provider.clone());
-    chain.give_mor(p, U256::from(10 * MOR)).await.unwrap();
-    let stake = U256::from(MOR / 5);
-    allowance.spend(stake, || provider.provider_register(p, stake, "provider.example:3333")).await.unwrap();
-    let registration = model(p, "m", U256::from(MOR / 10));
-    let (model_id, _) =
-        allowance.spend(registration.stake, || provider.model_register(&registration)).await.unwrap();
-    let fee = Marketplace::new(chain.deployment.diamond, chain.provider().unwrap())
-        .getBidFee()
-        .call()
-        .await
-        .unwrap();
-    let (bid_id, _) =
-        allowance.spend(fee, || provider.post_model_bid(p, model_id, U256::from(PRICE))).await.unwrap();
-    (model_id, bid_id)
-}
-
-/// The provider's signed approval for `user` on `bid_id`, stamped with the chain's clock.
-async fn signed_approval(
-    chain: &ChainFixture,
-    bid_id: B256,
-    user: Address,
-) -> (alloy::primitives::Bytes, alloy::primitives::Bytes) {
-    let now_ms = u128::from(chain.chain_time().await.unwrap()) * 1000;
-    let approval = approval(bid_id, ANVIL_CHAIN_ID, user, now_ms);
-    let signature = sign(&wallet(PROVIDER).unwrap(), &approval).unwrap();
-    (approval, signature)
-}
-
-/// The provider's signed 7-word report for `session_id`, stamped with the chain's clock.
-async fn signed_report(
-    chain: &ChainFixture,
-    session_id: B256,
-) -> (alloy::primitives::Bytes, alloy::primitives::Bytes) {
-    let now_ms = u128::from(chain.chain_time().await.unwrap()) * 1000;
-    let report = session_report(session_id, ANVIL_CHAIN_ID, now_ms, [25_000, 300, 1_000, 2_000]);
-    let signature = sign(&wallet(PROVIDER).unwrap(), &report).unwrap();
-    (report, signature)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn session_open_close_claim_and_withdraw() {
     let chain = ChainFixture::start().await.expect("anvil with the marketplace");
@@ -192,7 +136,7 @@ async fn session_open_close_claim_and_withdraw() {
     let provider = chain.sender(PROVIDER).await.unwrap();
     let consumer = chain.sender(CONSUMER).await.unwrap();
     let (p, u) = (provider.address(), consumer.address());
-    let (model_id, bid_id) = provider_with_bid(&chain, &provider).await;
+    let (model_id, bid_id) = chain.provider_with_bid(&provider, "m", U256::from(PRICE)).await.unwrap();
     let sessions = SessionRouter::new(d.diamond, read.clone());
     let consumer_allowance = Allowance::new(consumer.clone());
     let price = U256::from(PRICE);
@@ -203,7 +147,8 @@ async fn session_open_close_claim_and_withdraw() {
     let who = [u, p, d.funding_account, d.diamond];
 
     // Session A: openSession with the provider's approval moves the stake to the diamond.
-    let (approval_a, signature_a) = signed_approval(&chain, bid_id, u).await;
+    let (approval_a, signature_a) =
+        chain.signed_approval(&wallet(PROVIDER).unwrap(), bid_id, u).await.unwrap();
     let open = OpenSession {
         user: u,
         amount: stake_a,
@@ -229,7 +174,8 @@ async fn session_open_close_claim_and_withdraw() {
     // Ten minutes of use, then an early close with the provider's report: the provider is paid from
     // the funding account, today's share of the stake is held until the next UTC day, the rest returns.
     chain.advance_time(600).await.unwrap();
-    let (report, report_signature) = signed_report(&chain, session_a).await;
+    let (report, report_signature) =
+        chain.signed_report(&wallet(PROVIDER).unwrap(), session_a).await.unwrap();
     let before = balances(&chain, &who).await;
     consumer.close_session(report.clone(), report_signature).await.unwrap();
     let after = balances(&chain, &who).await;
@@ -247,7 +193,8 @@ async fn session_open_close_claim_and_withdraw() {
     assert_eq!((stats.totalCount, stats.successCount), (1, 1));
 
     // Session B runs to its end; the provider claims its earnings before anyone closes it.
-    let (approval_b, signature_b) = signed_approval(&chain, bid_id, u).await;
+    let (approval_b, signature_b) =
+        chain.signed_approval(&wallet(PROVIDER).unwrap(), bid_id, u).await.unwrap();
     let open = OpenSession {
         user: u,
         amount: stake_b,
@@ -266,7 +213,8 @@ async fn session_open_close_claim_and_withdraw() {
     assert_eq!(sessions.getSession(session_b).call().await.unwrap().providerWithdrawnAmount, paid);
 
     // Closing B after its end returns the whole stake; the provider has nothing more to get.
-    let (report, report_signature) = signed_report(&chain, session_b).await;
+    let (report, report_signature) =
+        chain.signed_report(&wallet(PROVIDER).unwrap(), session_b).await.unwrap();
     let before = balances(&chain, &who).await;
     consumer.close_session(report, report_signature).await.unwrap();
     assert_eq!(deltas(&before, &balances(&chain, &who).await), [i(stake_b), 0, 0, -i(stake_b)]);

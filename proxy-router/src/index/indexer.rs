@@ -30,7 +30,8 @@ use super::reader::{read_all, Read};
 use super::IndexError;
 use crate::chain::bindings::{MorpheusToken, SessionRouter};
 use crate::store::{
-    BlockRef, EntityRef, EventRecord, IndexBatch, Page, Rollback, SessionFilter, Store, Touched,
+    BlockRef, EntityChanges, EntityRef, EventRecord, IndexBatch, Page, Rollback, SessionFilter, Store,
+    Touched,
 };
 
 /// How far back (in stored block hashes) a reorg is searched for its common ancestor; a deeper reorg
@@ -233,9 +234,7 @@ impl Indexer {
         };
 
         let touched = self.store.indexer().touched_above(ancestor.number).await?;
-        let reads = touched.iter().map(|e| read_of(*e)).collect();
-        let snapshots = read_all(&self.provider, self.options.diamond, &reads, ancestor.number).await?;
-        let changes = into_changes(snapshots);
+        let changes = read_entities(&self.provider, self.options.diamond, &touched, ancestor.number).await?;
         let report =
             self.store.rollback(&Rollback { expected_cursor: cursor, to: ancestor, changes }).await?;
         tracing::warn!(
@@ -369,6 +368,17 @@ impl Indexer {
             }
         }
     }
+}
+
+/// Reads `entities` from the diamond at `block` as the store's records (unknown ones as removals).
+pub async fn read_entities(
+    provider: &DynProvider,
+    diamond: Address,
+    entities: &BTreeSet<EntityRef>,
+    block: u64,
+) -> Result<EntityChanges, IndexError> {
+    let reads = entities.iter().map(|e| read_of(*e)).collect();
+    Ok(into_changes(read_all(provider, diamond, &reads, block).await?))
 }
 
 fn note(reads: &mut BTreeSet<Read>, journal: &mut BTreeSet<(u64, EntityRef)>, block: u64, read: Read) {

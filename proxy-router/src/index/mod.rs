@@ -7,7 +7,7 @@ pub mod decode;
 mod indexer;
 pub mod reader;
 
-pub use indexer::{Indexer, IndexerOptions, IndexerStatus, Step, REORG_SEARCH_DEPTH};
+pub use indexer::{read_entities, Indexer, IndexerOptions, IndexerStatus, Step, REORG_SEARCH_DEPTH};
 
 use crate::store::StoreError;
 
