@@ -34,4 +34,5 @@
 pub mod chain;
 pub mod config;
 pub mod index;
+pub mod node;
 pub mod store;

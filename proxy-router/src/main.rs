@@ -15,6 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use proxy_router::chain::bindings;
 use proxy_router::config::{self, Config, ConfigError};
+use proxy_router::node;
 
 /// Exit status when the node itself is requested but not part of this build.
 const EXIT_NODE_UNAVAILABLE: u8 = 2;
@@ -49,6 +50,19 @@ enum Command {
     /// environment wins), then the configuration flags given after `check-config` (they win). Prints
     /// one `NAME=value` line per variable and exits 0, or prints the problem, naming the variable, and
     /// exits 2.
+    /// Run the node's chain part until Ctrl-C: start-up checks, the store and the indexer.
+    ///
+    /// Loads the configuration like `check-config`, refuses to start on any problem (naming the
+    /// variable, the wrong chain id, a diamond without code or missing selectors), then indexes the
+    /// marketplace into the SQLite store under PROXY_STORAGE_PATH and follows the head. The provider
+    /// and consumer roles and the HTTP API arrive with later issues.
+    #[command(after_help = config::flags_help())]
+    Run {
+        /// Configuration flags in the reference's syntax, e.g. `-eth-node-chain-id 8453`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONFIG_FLAGS")]
+        flags: Vec<String>,
+    },
+
     #[command(after_help = config::flags_help())]
     CheckConfig {
         /// Configuration flags, e.g. `-eth-node-chain-id 8453` or `--eth-node-address=http://…`.
@@ -74,10 +88,12 @@ fn main() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(EXIT_CONFIG_INVALID))
             }
         },
+        Some(Command::Run { flags }) => run(&flags),
         None => {
             eprintln!(
-                "proxy-router: the node (provider and consumer roles) is not available in this build yet; \
-                 see README.md for the current status. Run `proxy-router --help` for the available commands."
+                "proxy-router: the provider and consumer roles are not available in this build yet; \
+                 `proxy-router run` runs the node's chain part (start-up checks, store, indexer). \
+                 Run `proxy-router --help` for the available commands."
             );
             Ok(ExitCode::from(EXIT_NODE_UNAVAILABLE))
         }
@@ -85,6 +101,42 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 /// The effective configuration and, when a wallet is configured, its address.
+/// Exit status when the node refuses to start or stops on an error.
+const EXIT_NODE_FAILED: u8 = 1;
+
+fn run(flags: &[String]) -> anyhow::Result<ExitCode> {
+    let config = match config::env_with_dotenv(None).and_then(|env| Config::load(flags, &env)) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("proxy-router: invalid configuration: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG_INVALID));
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            // If the signal handler cannot be installed the node still stops with the process.
+            let _ = tokio::signal::ctrl_c().await;
+            on_signal.cancel();
+        });
+        match node::run(config, cancel).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                eprintln!("proxy-router: {e}");
+                Ok(ExitCode::from(EXIT_NODE_FAILED))
+            }
+        }
+    })
+}
+
 fn check_config(flags: &[String]) -> Result<String, ConfigError> {
     let env = config::env_with_dotenv(None)?;
     let config = Config::load(flags, &env)?;

@@ -6,10 +6,11 @@
 //! (a provider claim changes `providerWithdrawnAmount` and `limitPeriodEarned` and is only visible as a MOR
 //! `Transfer` to the provider).
 
-use alloy::primitives::{keccak256, Address, Log, B256, U256};
+use alloy::primitives::{Address, Log, B256};
 use alloy::sol_types::SolEvent;
 
 use crate::chain::bindings::{Marketplace, ModelRegistry, MorpheusToken, ProviderRegistry, SessionRouter};
+use crate::chain::sender::bid_id;
 
 /// An on-chain entity whose state the indexer must (re)read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,15 +35,6 @@ pub struct DecodedLog {
     pub name: &'static str,
     /// Entities to re-read.
     pub touched: Vec<Touched>,
-}
-
-/// `bidId = keccak256(abi.encodePacked(provider, modelId, nonce))`, as the Marketplace facet computes it.
-pub fn bid_id(provider: Address, model_id: B256, nonce: U256) -> B256 {
-    let mut packed = [0u8; 20 + 32 + 32];
-    packed[..20].copy_from_slice(provider.as_slice());
-    packed[20..52].copy_from_slice(model_id.as_slice());
-    packed[52..].copy_from_slice(&nonce.to_be_bytes::<32>());
-    keccak256(packed)
 }
 
 /// Decodes a log of the diamond or of the MOR token. `payers` are the addresses whose MOR transfers are
@@ -123,7 +115,7 @@ fn decode_token(log: &Log, payers: &[Address]) -> DecodedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy::primitives::{address, b256, LogData};
+    use alloy::primitives::{address, LogData, U256};
 
     const DIAMOND: Address = address!("00000000000000000000000000000000000000d1");
     const TOKEN: Address = address!("00000000000000000000000000000000000000e2");
@@ -137,18 +129,6 @@ mod tests {
 
     fn decode_at(address: Address, data: LogData) -> DecodedLog {
         decode(&log_of(address, data), DIAMOND, TOKEN, &[DIAMOND, FUNDING])
-    }
-
-    #[test]
-    fn bid_id_matches_the_contract_formula() {
-        // keccak256(abi.encodePacked(provider, modelId, nonce)) computed independently of `bid_id`.
-        let model = b256!("1111111111111111111111111111111111111111111111111111111111111111");
-        let mut packed = Vec::new();
-        packed.extend_from_slice(PROVIDER.as_slice());
-        packed.extend_from_slice(model.as_slice());
-        packed.extend_from_slice(&[0u8; 31]);
-        packed.push(7);
-        assert_eq!(bid_id(PROVIDER, model, U256::from(7)), keccak256(&packed));
     }
 
     #[test]

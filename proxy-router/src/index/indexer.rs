@@ -19,7 +19,8 @@ use alloy::consensus::Transaction as _;
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider};
-use alloy::rpc::types::{Filter, Log};
+use alloy::pubsub::Subscription;
+use alloy::rpc::types::{Filter, Header, Log};
 use alloy::sol_types::{SolCall, SolEvent};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -105,6 +106,7 @@ pub struct Indexer {
     options: IndexerOptions,
     payers: Vec<Address>,
     status: watch::Sender<IndexerStatus>,
+    heads: Option<Subscription<Header>>,
 }
 
 impl Indexer {
@@ -119,7 +121,15 @@ impl Indexer {
         let funding = SessionRouter::new(options.diamond, &provider).getFundingAccount().call().await?;
         let payers = vec![options.diamond, funding];
         let (status, _) = watch::channel(IndexerStatus::default());
-        Ok(Self { provider, store, options, payers, status })
+        Ok(Self { provider, store, options, payers, status, heads: None })
+    }
+
+    /// Wakes the caught-up indexer on every new head of this subscription (`ETH_NODE_USE_SUBSCRIPTIONS`)
+    /// instead of waiting for the next poll. Polling stays as the fallback, and a closed subscription
+    /// simply returns the indexer to polling.
+    pub fn with_new_heads(mut self, heads: Subscription<Header>) -> Self {
+        self.heads = Some(heads);
+        self
     }
 
     /// A receiver of the indexer's status (lag, errors) for health checks.
@@ -132,9 +142,11 @@ impl Indexer {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut errors: u32 = 0;
         loop {
+            let mut caught_up = false;
             let wait = match self.step().await {
                 Ok(Step::CaughtUp { .. }) => {
                     errors = 0;
+                    caught_up = true;
                     self.options.polling_interval
                 }
                 Ok(step) => {
@@ -158,9 +170,16 @@ impl Indexer {
                 }
                 continue;
             }
+            let heads = self.heads.as_mut().filter(|_| caught_up);
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
+                head = next_head(heads) => {
+                    if head.is_none() {
+                        tracing::warn!("new-heads subscription closed: the indexer polls from now on");
+                        self.heads = None;
+                    }
+                }
             }
         }
     }
@@ -379,6 +398,21 @@ pub async fn read_entities(
 ) -> Result<EntityChanges, IndexError> {
     let reads = entities.iter().map(|e| read_of(*e)).collect();
     Ok(into_changes(read_all(provider, diamond, &reads, block).await?))
+}
+
+/// The next head of the subscription; `None` when it closed. Pending forever without a subscription,
+/// so the `select!` branch never fires.
+async fn next_head(heads: Option<&mut Subscription<Header>>) -> Option<Header> {
+    match heads {
+        Some(heads) => loop {
+            match heads.recv().await {
+                Ok(head) => return Some(head),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 fn note(reads: &mut BTreeSet<Read>, journal: &mut BTreeSet<(u64, EntityRef)>, block: u64, read: Read) {
