@@ -9,25 +9,25 @@
 //!
 //! Present in this build:
 //!
+//! - [`config`]: env variables, `.env` and flags (the reference's names), validated into a typed
+//!   [`config::Config`]; a bad value stops start-up naming the variable.
 //! - [`chain`]: contract bindings generated from the committed ABI files in `proxy-router/abi/`, the RPC
 //!   client (several URLs with failover), the wallet, the transaction sender (one nonce queue, fee bumps,
 //!   reverts decoded into typed errors), the MOR allowance manager and the start-up checks.
+//! - [`store`]: the local SQLite (WAL) index of the chain: one repository per aggregate, atomic index
+//!   batches and reorg rollbacks.
+//! - [`index`]: the indexer that keeps the store equal to the chain (backfill, follow, reorgs, restart).
+//! - [`node`]: the composition root: start-up checks, store and indexer under one cancellation token
+//!   (`proxy-router run`).
 //!
-//! Arriving with later issues (they do not exist yet):
-//!
-//! - `config`: env variables and flags (the reference's names), `models-config.json` and
-//!   `rating-config.json`, validated into a typed `Config`.
-//! - `store`: the local SQLite index of the chain and the node's own state.
-//! - `protocol`: MOR-RPC messages, Go-compatible JSON bytes, signatures, ECIES, TCP framing.
-//! - `provider`: the provider role (MOR-RPC server, model backends, capacity, session reports).
-//! - `consumer`: the consumer role (bid rating, sessions, prompt relay, expiry sweeper).
-//! - `api`: the HTTP API (the reference's REST paths, OpenAPI, auth).
-//! - `node`: the composition root that builds shared state and supervises background tasks.
+//! Arriving with later issues (they do not exist yet): `protocol` (MOR-RPC), `provider`, `consumer`
+//! and `api` (the HTTP API), and `models-config.json` / `rating-config.json` in `config`.
 //!
 //! # Dependency direction
 //!
-//! `api` → `consumer` / `provider` → `protocol`, `chain`, `store` → `config`. `protocol`, `chain` and
-//! `store` never import each other or anything above them.
+//! `api` → `consumer` / `provider` → `protocol`, `index` → `chain`, `store` → `config`, with `node` on
+//! top composing them. `protocol`, `chain` and `store` never import each other or anything above them;
+//! `index` is the one module that reads the chain and writes the store.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
