@@ -252,3 +252,28 @@ async fn a_restart_mid_backfill_neither_loses_nor_repeats_an_event() {
     assert_eq!(stored, expected, "every log once");
     assert_tables_equal_chain(&chain, &store, head).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rpc_failures_are_retried_forever_and_reported_in_the_status() {
+    let chain = ChainFixture::start().await.unwrap();
+    let temp = TempStore::new().await.unwrap();
+    let mut ix = indexer(&chain, &temp.store, 0, 50).await.unwrap();
+    catch_up(&mut ix).await.unwrap();
+    let mut status = ix.status();
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(ix.run(cancel.clone()));
+
+    // The only RPC node goes away: the indexer keeps running, counting and reporting the failures.
+    let ChainFixture { anvil, .. } = chain;
+    drop(anvil);
+    tokio::time::timeout(Duration::from_secs(30), status.wait_for(|s| s.consecutive_errors >= 3))
+        .await
+        .expect("failures reported")
+        .unwrap();
+    let last = status.borrow().clone();
+    assert!(last.last_error.is_some(), "the error is published: {last:?}");
+    assert!(!running.is_finished(), "the indexer is still running");
+
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running).await.expect("stops when cancelled").unwrap();
+}
