@@ -41,9 +41,14 @@ async fn bench() {
             let (provider, allowance) = (provider.clone(), allowance.clone());
             async move {
                 let registration = model_registration(p, &format!("bench-{i}"), U256::from(MOR / 10));
-                let (model, _) =
-                    allowance.spend(registration.stake, || provider.model_register(&registration)).await.unwrap();
-                allowance.spend(U256::from(MOR / 10), || provider.post_model_bid(p, model, price)).await.unwrap();
+                let (model, _) = allowance
+                    .spend(registration.stake, || provider.model_register(&registration))
+                    .await
+                    .unwrap();
+                allowance
+                    .spend(U256::from(MOR / 10), || provider.post_model_bid(p, model, price))
+                    .await
+                    .unwrap();
             }
         })
         .await;
@@ -61,7 +66,8 @@ async fn bench() {
         let started = Instant::now();
         let steps = catch_up(&mut ix).await.unwrap();
         let seconds = started.elapsed().as_secs_f64();
-        let logs: usize = steps.iter().map(|s| if let Step::Indexed { events, .. } = s { *events } else { 0 }).sum();
+        let logs: usize =
+            steps.iter().map(|s| if let Step::Indexed { events, .. } = s { *events } else { 0 }).sum();
         let blocks = head - chain.deployment.start_block + 1;
         let rate = logs as f64 / seconds;
         println!(

@@ -24,7 +24,8 @@ async fn legacy_transactions_carry_a_gas_price_and_land() {
         .await
         .unwrap();
 
-    let tx = chain.provider().unwrap().get_transaction_by_hash(receipt.transaction_hash).await.unwrap().unwrap();
+    let tx =
+        chain.provider().unwrap().get_transaction_by_hash(receipt.transaction_hash).await.unwrap().unwrap();
     assert_eq!(tx.inner.tx_type(), TxType::Legacy);
     assert!(tx.inner.gas_price().is_some_and(|price| price > 0));
     let registered = ProviderRegistry::new(chain.deployment.diamond, chain.provider().unwrap())
