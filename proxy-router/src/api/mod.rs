@@ -1,0 +1,3 @@
+//! HTTP API: the reference router's REST routes, their authentication and their JSON.
+
+pub mod auth;
