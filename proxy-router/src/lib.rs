@@ -31,6 +31,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod api;
 pub mod chain;
 pub mod config;
 pub mod index;
