@@ -1,3 +1,220 @@
-//! HTTP API: the reference router's REST routes, their authentication and their JSON.
+//! The HTTP API: one axum router per resource, merged by [`router`] under shared layers, with the
+//! OpenAPI description generated from the handlers ([`ApiDoc`]) and Swagger UI.
+//!
+//! - [`error`]: [`ApiError`], the one mapping of every module's errors (and axum's extractor
+//!   rejections) to HTTP: status, stable machine `code`, the human message under the reference's key
+//!   `error`, the field at fault and a revert's decoded reason.
+//! - [`system`]: `GET /healthcheck` (open) and `GET /config`.
+//! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
+//!   lives in `auth` (see the marker below).
+//!
+//! # Routes common to every resource
+//!
+//! - `/swagger/index.html`: Swagger UI (assets vendored in the binary, nothing is downloaded);
+//! - `/swagger/doc.json` (the reference's Swagger path family) and `/openapi.json`: the spec, which is
+//!   also committed as `docs/openapi.json`. The test `api::tests::openapi_spec_matches_committed_file`
+//!   fails when they differ; `UPDATE_OPENAPI=1 cargo test -p proxy-router openapi` rewrites the file.
+//!
+//! # Layers
+//!
+//! From the outside in: a `tracing` span per request; error bodies made JSON (any 4xx/5xx that is not
+//! already JSON, e.g. the 413 of the body limit, the timeout's 504, axum's 405, becomes an
+//! [`ApiError`] body, so no error is ever an empty or plain-text body); a request timeout
+//! ([`ApiLimits::request_timeout`], 504); a request body limit ([`ApiLimits::body_limit`], 413).
+//! Unknown routes answer a JSON 404.
+//!
+//! `api` sits at the top: it reads `store`, the indexer's status and `chain`, and nothing below
+//! imports it.
 
 pub mod auth;
+pub mod error;
+pub mod system;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::{ApiError, ErrorBody};
+pub use system::{ConfigResponse, HealthPolicy};
+
+use crate::chain::Rpc;
+use crate::index::IndexerStatus;
+use crate::store::Store;
+
+/// Where Swagger UI is mounted (`/swagger/index.html`, as the reference).
+pub const SWAGGER_PATH: &str = "/swagger";
+/// The spec inside the Swagger path family (the reference's `doc.json`).
+pub const SWAGGER_SPEC_PATH: &str = "/swagger/doc.json";
+/// The spec at a conventional path.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// Bounds applied to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Largest request body, in bytes (413 beyond).
+    pub body_limit: usize,
+    /// Longest time a request may take (504 beyond). Routes that wait for a transaction receipt need
+    /// at least `TX_RECEIPT_TIMEOUT` plus an RPC round trip; the node sets it from the configuration.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiLimits {
+    /// 1 MiB bodies, 60 s per request.
+    fn default() -> Self {
+        Self { body_limit: 1024 * 1024, request_timeout: Duration::from_secs(60) }
+    }
+}
+
+/// What the handlers share. Cheap to clone: every field is a handle (`Arc`s inside).
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The local chain index.
+    pub store: Store,
+    /// The indexer's progress and health.
+    pub indexer: watch::Receiver<IndexerStatus>,
+    /// The chain; `None` for a node (or a test) running without RPC.
+    pub rpc: Option<Rpc>,
+    /// The `/config` answer, built once at start-up from the validated configuration.
+    pub config: Arc<ConfigResponse>,
+    /// When `/healthcheck` turns degraded.
+    pub health: HealthPolicy,
+    /// Request bounds.
+    pub limits: ApiLimits,
+    /// When the node started (for `uptime`).
+    pub started: Instant,
+}
+
+impl ApiState {
+    /// State with the default [`HealthPolicy`] and [`ApiLimits`], started now.
+    pub fn new(
+        store: Store,
+        indexer: watch::Receiver<IndexerStatus>,
+        rpc: Option<Rpc>,
+        config: ConfigResponse,
+    ) -> Self {
+        Self {
+            store,
+            indexer,
+            rpc,
+            config: Arc::new(config),
+            health: HealthPolicy::default(),
+            limits: ApiLimits::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The OpenAPI description of every route, generated from the handlers and their types.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "proxy-router",
+        description = "REST API of proxy-router, a node of the Morpheus decentralized AI-inference \
+                       marketplace, compatible with the reference Go proxy-router. Errors answer \
+                       `{\"error\": message, \"code\": machine_code}` plus `field` and `reason` when known."
+    ),
+    paths(system::healthcheck, system::config),
+    components(schemas(ErrorBody)),
+    tags((name = "system", description = "Health and configuration"))
+)]
+pub struct ApiDoc;
+
+/// The generated OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The generated OpenAPI document as committed in `docs/openapi.json`: pretty JSON and a final
+/// newline.
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    let mut json = serde_json::to_string_pretty(&openapi())?;
+    json.push('\n');
+    Ok(json)
+}
+
+/// The whole API: every resource's router, Swagger UI and the spec, under the shared layers.
+pub fn router(state: ApiState) -> Router {
+    let limits = state.limits;
+    let api = Router::new()
+        .merge(system::router())
+        .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
+        .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    api.layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(limits.body_limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
+        .layer(axum::middleware::map_response(json_error_bodies))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn openapi_spec() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Replaces the body of an error response that is not JSON (from a layer, axum or Swagger UI) with
+/// an [`ApiError`] body, keeping the status and the other headers (e.g. `Allow`).
+async fn json_error_bodies(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => error::payload_too_large(),
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the request took too long and was cancelled",
+        ),
+        StatusCode::NOT_FOUND => ApiError::new(status, "not_found", "not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method_not_allowed", "method not allowed"),
+        _ => ApiError::new(
+            status,
+            if status.is_server_error() { "internal" } else { "bad_request" },
+            status.canonical_reason().unwrap_or("error"),
+        ),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.remove(CONTENT_LENGTH);
+    let (new_parts, body) = error.into_response().into_parts();
+    parts.status = new_parts.status;
+    parts.headers.extend(new_parts.headers);
+    Response::from_parts(parts, body)
+}

@@ -231,6 +231,15 @@ impl Store {
         IndexerRepo { pool: &self.pool }
     }
 
+    /// Checks that the database accepts writes right now: takes the write lock (`BEGIN IMMEDIATE`)
+    /// and releases it at once (`ROLLBACK`), writing nothing. It fails when no pooled connection is
+    /// free, the file cannot be locked (another writer holds it past the busy timeout) or the file
+    /// is gone or unreadable; the caller bounds how long it waits.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let tx = sql::write_tx(&self.pool, "check writable").await?;
+        tx.rollback().await.map_err(StoreError::db("check writable"))
+    }
+
     /// Applies one indexed block range atomically: entity removals and upserts, events, journal
     /// rows, block hashes (those listed, every event's block, and `to`) and the new cursor, in one
     /// transaction.

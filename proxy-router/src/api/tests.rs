@@ -1,0 +1,305 @@
+//! Router tests through `tower::ServiceExt::oneshot`, against a real SQLite store in a temporary
+//! directory and an indexer status channel driven by the test. The OpenAPI drift check lives here
+//! too: `UPDATE_OPENAPI=1 cargo test -p proxy-router openapi` rewrites `docs/openapi.json`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use sqlx::Connection;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::*;
+use crate::config::Config;
+
+const PRIVATE_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const WALLET: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    status: watch::Sender<IndexerStatus>,
+    state: ApiState,
+}
+
+fn config(storage: &std::path::Path) -> Config {
+    let env: HashMap<String, String> = [
+        ("ETH_NODE_ADDRESS", "https://user:hunter2@rpc.example.com/v2/SECRETKEY,http://127.0.0.1:8545"),
+        ("ETH_NODE_CHAIN_ID", "31337"),
+        ("DIAMOND_CONTRACT_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+        ("MOR_TOKEN_ADDRESS", "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
+        ("WALLET_PRIVATE_KEY", PRIVATE_KEY),
+        ("PROXY_STORAGE_PATH", storage.to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Config::load(Vec::<String>::new(), &env).unwrap()
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let (status, receiver) = watch::channel(IndexerStatus::default());
+    let config = config(dir.path());
+    let wallet = config.wallet.key.as_ref().unwrap().signer().unwrap().address();
+    let state = ApiState::new(store.clone(), receiver, None, ConfigResponse::new(&config, Some(wallet)));
+    Fixture { _dir: dir, store, status, state }
+}
+
+fn caught_up(lag: u64, errors: u32) -> IndexerStatus {
+    IndexerStatus {
+        head: Some(1000),
+        indexed: Some(1000 - lag),
+        lag: Some(lag),
+        consecutive_errors: errors,
+        last_error: (errors > 0).then(|| "secret rpc error at https://rpc.example.com/v2/SECRETKEY".into()),
+    }
+}
+
+async fn send(app: Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn get(app: Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+fn content_type(headers: &axum::http::HeaderMap) -> &str {
+    headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+fn error_body(status: StatusCode, headers: &axum::http::HeaderMap, body: &str) -> ErrorBody {
+    assert_eq!(content_type(headers), "application/json", "{status} {body}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: not an error body ({e}): {body}"))
+}
+
+fn committed_spec_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json")
+}
+
+#[tokio::test]
+async fn healthcheck_is_healthy_when_caught_up() {
+    let f = fixture().await;
+    f.status.send_replace(caught_up(2, 0));
+    let (status, headers, body) = get(router(f.state), "/healthcheck").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(content_type(&headers), "application/json");
+    let health: system::HealthResponse = serde_json::from_str(&body).unwrap();
+    assert_eq!(health.status, "healthy");
+    assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
+    assert!(health.uptime.ends_with('s'), "{}", health.uptime);
+    assert!(health.reasons.is_empty());
+    assert_eq!(
+        health.indexer,
+        system::IndexerHealth { head: Some(1000), indexed: Some(998), lag: Some(2), consecutive_errors: 0 }
+    );
+    assert!(health.store.writable);
+    assert_eq!(health.components.get("store").map(String::as_str), Some("healthy"));
+    assert_eq!(health.components.get("indexer").map(String::as_str), Some("healthy, lag=2, errors=0"));
+    // The reference's keys are all there.
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for key in ["status", "version", "uptime", "components"] {
+        assert!(value.get(key).is_some(), "missing {key}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn healthcheck_is_degraded_when_the_indexer_lags() {
+    let f = fixture().await;
+    f.status.send_replace(caught_up(500, 0));
+    let (status, _, body) = get(router(f.state), "/healthcheck").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let health: system::HealthResponse = serde_json::from_str(&body).unwrap();
+    assert_eq!(health.status, "degraded");
+    assert_eq!(health.reasons.len(), 1, "{:?}", health.reasons);
+    assert!(health.reasons[0].contains("500 blocks behind"), "{:?}", health.reasons);
+    assert_eq!(health.indexer.lag, Some(500));
+}
+
+#[tokio::test]
+async fn healthcheck_is_degraded_when_indexer_steps_keep_failing_and_hides_the_error() {
+    let f = fixture().await;
+    let app = router(f.state);
+    f.status.send_replace(caught_up(2, 4));
+    let (status, _, body) = get(app.clone(), "/healthcheck").await;
+    assert_eq!(status, StatusCode::OK, "below the threshold: {body}");
+
+    f.status.send_replace(caught_up(2, 5));
+    let (status, _, body) = get(app, "/healthcheck").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("last 5 steps failed"), "{body}");
+    assert!(!body.contains("SECRETKEY") && !body.contains("secret"), "{body}");
+}
+
+#[tokio::test]
+async fn healthcheck_is_degraded_when_the_store_is_closed() {
+    let f = fixture().await;
+    f.store.close().await;
+    let (status, _, body) = get(router(f.state), "/healthcheck").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let health: system::HealthResponse = serde_json::from_str(&body).unwrap();
+    assert!(!health.store.writable);
+    assert_eq!(health.components.get("store").map(String::as_str), Some("unwritable"));
+}
+
+/// Holds the database's write lock from another connection, as a stuck writer would.
+async fn lock_store(store: &Store) -> sqlx::SqliteConnection {
+    let url = format!("sqlite://{}", store.path().display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn healthcheck_is_degraded_when_the_store_is_locked() {
+    let mut f = fixture().await;
+    f.state.health.store_probe_timeout = Duration::from_millis(100);
+    let _lock = lock_store(&f.store).await;
+    let (status, _, body) = get(router(f.state), "/healthcheck").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("the store does not accept writes"), "{body}");
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_answers_504_json() {
+    let mut f = fixture().await;
+    // The probe waits for the lock longer than the request may take.
+    f.state.health.store_probe_timeout = Duration::from_secs(5);
+    f.state.limits.request_timeout = Duration::from_millis(100);
+    let _lock = lock_store(&f.store).await;
+    let (status, headers, body) = get(router(f.state), "/healthcheck").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(error_body(status, &headers, &body).code, "timeout");
+}
+
+#[tokio::test]
+async fn config_has_the_reference_keys_and_no_secrets() {
+    let f = fixture().await;
+    let (status, _, body) = get(router(f.state), "/config").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for key in ["Version", "Commit", "Config", "DerivedConfig"] {
+        assert!(value.get(key).is_some(), "missing {key}: {body}");
+    }
+    assert_eq!(value["DerivedConfig"]["WalletAddress"], WALLET);
+    assert_eq!(value["DerivedConfig"]["ChainID"], 31337);
+    assert_eq!(
+        value["DerivedConfig"]["EthNodeURLs"],
+        serde_json::json!(["https://rpc.example.com/…", "http://127.0.0.1:8545"])
+    );
+    assert_eq!(value["Config"]["Blockchain"]["ChainID"], 31337);
+    assert_eq!(value["Config"]["Blockchain"]["PollingInterval"], 10_000_000_000u64);
+    assert_eq!(
+        value["Config"]["Marketplace"]["DiamondContractAddress"],
+        "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+    );
+    for secret in [PRIVATE_KEY, "SECRETKEY", "hunter2", "user:"] {
+        assert!(!body.contains(secret), "{secret} leaked: {body}");
+    }
+}
+
+#[tokio::test]
+async fn body_over_the_limit_answers_413_json() {
+    let f = fixture().await;
+    let body = vec![b'x'; ApiLimits::default().body_limit + 1];
+    let request = Request::post("/healthcheck")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(Body::from(body))
+        .unwrap();
+    let (status, headers, body) = send(router(f.state), request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let error = error_body(status, &headers, &body);
+    assert_eq!(error.code, "payload_too_large");
+    assert_eq!(error.error, "the request body is too large");
+}
+
+#[tokio::test]
+async fn unknown_route_answers_404_json() {
+    let f = fixture().await;
+    let (status, headers, body) = get(router(f.state), "/blockchain/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let error = error_body(status, &headers, &body);
+    assert_eq!(error.code, "route_not_found");
+    assert_eq!(error.error, "no route for GET /blockchain/nothing-here");
+}
+
+#[tokio::test]
+async fn wrong_method_answers_405_json_with_allow() {
+    let f = fixture().await;
+    let request = Request::delete("/healthcheck").body(Body::empty()).unwrap();
+    let (status, headers, body) = send(router(f.state), request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(error_body(status, &headers, &body).code, "method_not_allowed");
+    let allow = headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(allow.contains("GET"), "allow: {allow}");
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served() {
+    let f = fixture().await;
+    let (status, headers, body) = get(router(f.state), "/swagger/index.html").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type(&headers).starts_with("text/html"), "{headers:?}");
+    assert!(body.to_lowercase().contains("swagger"), "{body}");
+
+    let f = fixture().await;
+    let (status, _, body) = get(router(f.state), "/swagger/swagger-initializer.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(SWAGGER_SPEC_PATH), "the UI loads our spec: {body}");
+}
+
+#[tokio::test]
+async fn swagger_doc_json_and_the_spec_path_serve_the_committed_spec() {
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(committed_spec_path()).unwrap()).unwrap();
+    for path in [SWAGGER_SPEC_PATH, OPENAPI_PATH] {
+        let f = fixture().await;
+        let (status, headers, body) = get(router(f.state), path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(content_type(&headers), "application/json", "{path}");
+        let served: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(served, committed, "{path} differs from docs/openapi.json");
+    }
+}
+
+#[test]
+fn spec_documents_the_system_routes_and_the_error_body() {
+    let spec = serde_json::to_value(openapi()).unwrap();
+    for path in ["/healthcheck", "/config"] {
+        assert!(spec["paths"][path]["get"].is_object(), "{path} missing");
+    }
+    assert!(spec["paths"]["/healthcheck"]["get"]["responses"]["503"].is_object());
+    for schema in ["ErrorBody", "HealthResponse", "ConfigResponse"] {
+        assert!(spec["components"]["schemas"][schema].is_object(), "{schema} missing");
+    }
+}
+
+/// Fails when `docs/openapi.json` is not the generated spec. `UPDATE_OPENAPI=1` rewrites the file
+/// instead (then review and commit it).
+#[test]
+fn openapi_spec_matches_committed_file() {
+    let generated = openapi_json().unwrap();
+    let path = committed_spec_path();
+    if std::env::var_os("UPDATE_OPENAPI").is_some_and(|v| !v.is_empty() && v != "0") {
+        std::fs::write(&path, &generated).unwrap();
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/openapi.json is out of date with the API: run `UPDATE_OPENAPI=1 cargo test -p proxy-router openapi` \
+         and commit the result"
+    );
+}
