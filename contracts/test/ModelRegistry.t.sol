@@ -238,7 +238,7 @@ contract ModelRegistryTest is MarketplaceTestBase {
     }
 
     function test_modelRegister_delegatedWithModelRule() public {
-        bytes32 rule_ = delegation.DELEGATION_RULES_MODEL();
+        bytes32 rule_ = RULES_MODEL;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rule_, true);
 
@@ -375,7 +375,7 @@ contract ModelRegistryTest is MarketplaceTestBase {
 
     function test_modelDeregister_delegatedWithModelRule() public {
         bytes32 modelId_ = _register(provider, provider, BASE_A, MODEL_STAKE);
-        bytes32 rule_ = delegation.DELEGATION_RULES_MODEL();
+        bytes32 rule_ = RULES_MODEL;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rule_, true);
 
@@ -394,7 +394,7 @@ contract ModelRegistryTest is MarketplaceTestBase {
 
     function test_modelDeregister_delegatedWithWrongRuleReverts() public {
         bytes32 modelId_ = _register(provider, provider, BASE_A, MODEL_STAKE);
-        bytes32 rule_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rule_ = RULES_PROVIDER;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rule_, true);
 

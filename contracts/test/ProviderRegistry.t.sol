@@ -261,7 +261,7 @@ contract ProviderRegistryTest is MarketplaceTestBase {
     }
 
     function test_providerRegister_delegatedWithProviderRule() public {
-        bytes32 rule_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rule_ = RULES_PROVIDER;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rule_, true);
 
@@ -294,9 +294,9 @@ contract ProviderRegistryTest is MarketplaceTestBase {
     }
 
     function test_providerRegister_delegatedWithWrongRuleReverts() public {
-        bytes32 model_ = delegation.DELEGATION_RULES_MODEL();
-        bytes32 market_ = delegation.DELEGATION_RULES_MARKETPLACE();
-        bytes32 session_ = delegation.DELEGATION_RULES_SESSION();
+        bytes32 model_ = RULES_MODEL;
+        bytes32 market_ = RULES_MARKETPLACE;
+        bytes32 session_ = RULES_SESSION;
         vm.startPrank(provider);
         registry.delegateContract(delegatee, d.diamond, model_, true);
         registry.delegateContract(delegatee, d.diamond, market_, true);
@@ -311,7 +311,7 @@ contract ProviderRegistryTest is MarketplaceTestBase {
     }
 
     function test_providerRegister_delegatedForAnotherContractReverts() public {
-        bytes32 rule_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rule_ = RULES_PROVIDER;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.providerRegistryFacet, rule_, true);
 
@@ -320,7 +320,7 @@ contract ProviderRegistryTest is MarketplaceTestBase {
     }
 
     function test_providerRegister_delegationRevokedReverts() public {
-        bytes32 rule_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rule_ = RULES_PROVIDER;
         vm.startPrank(provider);
         registry.delegateContract(delegatee, d.diamond, rule_, true);
         registry.delegateContract(delegatee, d.diamond, rule_, false);
@@ -426,7 +426,7 @@ contract ProviderRegistryTest is MarketplaceTestBase {
 
     function test_providerDeregister_delegatedRefundsTheProvider() public {
         _register(provider, provider, PROVIDER_STAKE, ENDPOINT);
-        bytes32 rule_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rule_ = RULES_PROVIDER;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rule_, true);
 
@@ -446,7 +446,7 @@ contract ProviderRegistryTest is MarketplaceTestBase {
 
     function test_providerDeregister_delegatedWithWrongRuleReverts() public {
         _register(provider, provider, PROVIDER_STAKE, ENDPOINT);
-        bytes32 rule_ = delegation.DELEGATION_RULES_MARKETPLACE();
+        bytes32 rule_ = RULES_MARKETPLACE;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rule_, true);
 

@@ -109,7 +109,7 @@ contract SessionClaimsTest is MarketplaceTestBase {
 
     function test_claim_bySessionDelegate_paysTheProvider() public {
         bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
-        bytes32 rules_ = delegation.DELEGATION_RULES_SESSION(); // read before the prank
+        bytes32 rules_ = RULES_SESSION; // read before the prank
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
 
@@ -146,7 +146,7 @@ contract SessionClaimsTest is MarketplaceTestBase {
     function test_claim_revertsForSessionDelegateOfAnotherAccount() public {
         bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
         // The USER's session delegate has no rights over the provider's claim.
-        bytes32 rules_ = delegation.DELEGATION_RULES_SESSION(); // read before the prank
+        bytes32 rules_ = RULES_SESSION; // read before the prank
         vm.prank(user);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
 
@@ -514,7 +514,7 @@ contract SessionClaimsTest is MarketplaceTestBase {
         _closeSession(sessionId_, PROVIDER_KEY);
         vm.warp(midnight_ + 1 days);
 
-        bytes32 rules_ = delegation.DELEGATION_RULES_SESSION(); // read before the prank
+        bytes32 rules_ = RULES_SESSION; // read before the prank
         vm.prank(user);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
         Balances memory b_ = _balances();

@@ -156,7 +156,7 @@ contract SessionCloseTest is MarketplaceTestBase {
 
     function test_close_providerDelegateSignedReceipt_noDispute() public {
         bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
-        bytes32 rules_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rules_ = RULES_PROVIDER;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
         vm.warp(block.timestamp + 100);
@@ -245,7 +245,7 @@ contract SessionCloseTest is MarketplaceTestBase {
 
     function test_close_bySessionDelegate() public {
         bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
-        bytes32 rules_ = delegation.DELEGATION_RULES_SESSION();
+        bytes32 rules_ = RULES_SESSION;
         vm.prank(user);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
         vm.warp(block.timestamp + 2000); // after endsAt: the whole stake comes back
@@ -266,7 +266,7 @@ contract SessionCloseTest is MarketplaceTestBase {
 
     function test_close_delegateWithWrongRule_reverts() public {
         bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
-        bytes32 rules_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rules_ = RULES_PROVIDER;
         vm.prank(user);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
         vm.warp(block.timestamp + 100);

@@ -233,7 +233,7 @@ contract SessionOpenTest is MarketplaceTestBase {
     // ---------------------------------------------------------------------------------------------------
 
     function test_openSession_signedByProviderDelegate() public {
-        bytes32 rules_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rules_ = RULES_PROVIDER;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
 
@@ -248,7 +248,7 @@ contract SessionOpenTest is MarketplaceTestBase {
 
     function test_openSession_signedByWrongRuleDelegate_reverts() public {
         // SESSION rights over the provider do not make the delegate a valid approval signer.
-        bytes32 rules_ = delegation.DELEGATION_RULES_SESSION();
+        bytes32 rules_ = RULES_SESSION;
         vm.prank(provider);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
 
@@ -310,7 +310,7 @@ contract SessionOpenTest is MarketplaceTestBase {
     // ---------------------------------------------------------------------------------------------------
 
     function test_openSession_bySessionDelegate_pullsStakeFromUser() public {
-        bytes32 rules_ = delegation.DELEGATION_RULES_SESSION();
+        bytes32 rules_ = RULES_SESSION;
         vm.prank(user);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
 
@@ -350,7 +350,7 @@ contract SessionOpenTest is MarketplaceTestBase {
     }
 
     function test_openSession_delegateWithWrongRule_reverts() public {
-        bytes32 rules_ = delegation.DELEGATION_RULES_PROVIDER();
+        bytes32 rules_ = RULES_PROVIDER;
         vm.prank(user);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
 
@@ -468,7 +468,7 @@ contract SessionOpenTest is MarketplaceTestBase {
 
     /// @dev D2 also holds for a SESSION delegate opening for the user with an approval naming someone else.
     function test_openSession_delegateWithApprovalForAnotherUser_D2_reverts() public {
-        bytes32 rules_ = delegation.DELEGATION_RULES_SESSION();
+        bytes32 rules_ = RULES_SESSION;
         vm.prank(user);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
 
