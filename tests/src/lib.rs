@@ -5,6 +5,7 @@
 //! contracts, real routers and a real streaming model backend.
 
 pub mod anvil;
+pub mod api;
 pub mod chain;
 pub mod deploy;
 pub mod index;

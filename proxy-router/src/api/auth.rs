@@ -346,6 +346,7 @@ permissions! {
     SessionProviderClaim => "session_provider_claim",
     SetWallet => "set_wallet",
     SystemConfig => "system_config",
+    WithdrawUserStakes => "withdraw_user_stakes",
 }
 
 impl fmt::Display for Permission {

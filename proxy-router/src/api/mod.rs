@@ -29,7 +29,10 @@
 pub mod auth;
 pub mod error;
 pub mod system;
+pub mod wire;
 
+#[cfg(test)]
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 
@@ -52,7 +55,13 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use error::{ApiError, ErrorBody};
 pub use system::{ConfigResponse, HealthPolicy};
 
-use crate::chain::Rpc;
+use alloy::primitives::Address;
+use axum::routing::MethodRouter;
+
+pub use auth::{AuthStore, Permission};
+
+use crate::chain::{Rpc, Signer, WalletSlot};
+use crate::config::ChainConfig;
 use crate::index::IndexerStatus;
 use crate::store::Store;
 
@@ -88,7 +97,11 @@ pub struct ApiState {
     /// The indexer's progress and health.
     pub indexer: watch::Receiver<IndexerStatus>,
     /// The chain; `None` for a node (or a test) running without RPC.
-    pub rpc: Option<Rpc>,
+    pub chain: Option<ChainAccess>,
+    /// The node's wallet (empty when no key is configured or set).
+    pub wallet: WalletSlot,
+    /// Who may call which route.
+    pub auth: AuthStore,
     /// The `/config` answer, built once at start-up from the validated configuration.
     pub config: Arc<ConfigResponse>,
     /// When `/healthcheck` turns degraded.
@@ -99,24 +112,88 @@ pub struct ApiState {
     pub started: Instant,
 }
 
+/// The chain as the API reads it: the RPC transport and the contracts' addresses.
+#[derive(Debug, Clone)]
+pub struct ChainAccess {
+    /// The RPC endpoints, with failover.
+    pub rpc: Rpc,
+    /// The chain id the node verified at start.
+    pub chain_id: u64,
+    /// The marketplace diamond.
+    pub diamond: Address,
+    /// The MOR token.
+    pub mor_token: Address,
+}
+
+impl ChainAccess {
+    /// The chain of `config`, reached through `rpc`.
+    pub fn new(rpc: Rpc, config: &ChainConfig) -> Self {
+        Self { rpc, chain_id: config.chain_id, diamond: config.diamond, mor_token: config.mor_token }
+    }
+}
+
 impl ApiState {
-    /// State with the default [`HealthPolicy`] and [`ApiLimits`], started now.
+    /// State without chain access or wallet, with the default [`HealthPolicy`] and [`ApiLimits`],
+    /// started now.
     pub fn new(
         store: Store,
         indexer: watch::Receiver<IndexerStatus>,
-        rpc: Option<Rpc>,
         config: ConfigResponse,
+        auth: AuthStore,
     ) -> Self {
         Self {
             store,
             indexer,
-            rpc,
+            chain: None,
+            wallet: WalletSlot::default(),
+            auth,
             config: Arc::new(config),
             health: HealthPolicy::default(),
             limits: ApiLimits::default(),
             started: Instant::now(),
         }
     }
+
+    /// The same state reading the chain through `chain`.
+    pub fn with_chain(self, chain: ChainAccess) -> Self {
+        Self { chain: Some(chain), ..self }
+    }
+
+    /// The same state signing with the wallet in `wallet`.
+    pub fn with_wallet(self, wallet: WalletSlot) -> Self {
+        Self { wallet, ..self }
+    }
+
+    /// The chain, or 503 `no_chain` when the node runs without RPC.
+    pub fn chain(&self) -> Result<&ChainAccess, ApiError> {
+        self.chain.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_chain",
+                "this node runs without a chain connection",
+            )
+        })
+    }
+
+    /// The wallet's signer, or 503 `no_wallet` when no key is configured or set.
+    pub fn signer(&self) -> Result<Signer, ApiError> {
+        self.wallet.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_wallet",
+                "no wallet is set: configure WALLET_PRIVATE_KEY or WALLET_MNEMONIC, or POST /wallet/privateKey",
+            )
+        })
+    }
+}
+
+/// Protects one method route with `permission` (401/403 as the reference, see [`auth`]).
+pub fn guard(
+    auth: &AuthStore,
+    permission: Permission,
+    route: MethodRouter<ApiState>,
+) -> MethodRouter<ApiState> {
+    route.route_layer(auth.require(permission))
 }
 
 /// The OpenAPI description of every route, generated from the handlers and their types.
@@ -130,12 +207,27 @@ impl ApiState {
     ),
     paths(system::healthcheck, system::config),
     components(schemas(ErrorBody)),
+    modifiers(&BasicAuth),
+    security(("basicAuth" = [])),
     tags((name = "system", description = "Health and configuration"))
 )]
 pub struct ApiDoc;
 
-/// The generated OpenAPI document.
+/// Declares HTTP Basic auth (`proxy.conf` users, see [`auth`]) as the spec's security scheme, so
+/// Swagger UI's "Authorize" button sends credentials. Open routes override it with `security(())`.
+struct BasicAuth;
+
+impl utoipa::Modify for BasicAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("basicAuth", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    }
+}
+
+/// The generated OpenAPI document: [`ApiDoc`] merged with each resource module's own description.
 pub fn openapi() -> utoipa::openapi::OpenApi {
+    // Each resource module merges its `Doc` here: `doc.merge(module::Doc::openapi());`
     ApiDoc::openapi()
 }
 
@@ -150,8 +242,9 @@ pub fn openapi_json() -> Result<String, serde_json::Error> {
 /// The whole API: every resource's router, Swagger UI and the spec, under the shared layers.
 pub fn router(state: ApiState) -> Router {
     let limits = state.limits;
+    let auth = state.auth.clone();
     let api = Router::new()
-        .merge(system::router())
+        .merge(system::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

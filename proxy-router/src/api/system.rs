@@ -30,7 +30,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiState;
+use super::{guard, ApiState, AuthStore, Permission};
 use crate::config::Config;
 use crate::store::Store;
 
@@ -58,8 +58,10 @@ impl Default for HealthPolicy {
 }
 
 /// The system routes.
-pub fn router() -> Router<ApiState> {
-    Router::new().route("/healthcheck", get(healthcheck)).route("/config", get(config))
+pub fn router(auth: &AuthStore) -> Router<ApiState> {
+    Router::new()
+        .route("/healthcheck", get(healthcheck))
+        .route("/config", guard(auth, Permission::SystemConfig, get(config)))
 }
 
 /// `GET /healthcheck` body: the reference's keys plus indexer, RPC and store detail.
@@ -134,6 +136,7 @@ pub struct StoreHealth {
     path = "/healthcheck",
     tag = "system",
     operation_id = "healthcheck",
+    security(()),
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
         (status = 503, description = "Degraded: the indexer lags or fails, or the store is unwritable", body = HealthResponse),
@@ -150,7 +153,7 @@ pub async fn health(state: &ApiState) -> HealthResponse {
     let policy = state.health;
     let indexer = state.indexer.borrow().clone();
     let writable = store_writable(&state.store, policy.store_probe_timeout).await;
-    let endpoints = state.rpc.as_ref().map(|rpc| rpc.endpoints()).unwrap_or_default();
+    let endpoints = state.chain.as_ref().map(|chain| chain.rpc.endpoints()).unwrap_or_default();
 
     let mut reasons = Vec::new();
     let mut components = BTreeMap::new();

@@ -2,55 +2,16 @@
 //! directory and an indexer status channel driven by the test. The OpenAPI drift check lives here
 //! too: `UPDATE_OPENAPI=1 cargo test -p proxy-router openapi` rewrites `docs/openapi.json`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use sqlx::Connection;
-use tokio::sync::watch;
-use tower::ServiceExt;
 
+use super::test_support::*;
 use super::*;
-use crate::config::Config;
-
-const PRIVATE_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-const WALLET: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
-    status: watch::Sender<IndexerStatus>,
-    state: ApiState,
-}
-
-fn config(storage: &std::path::Path) -> Config {
-    let env: HashMap<String, String> = [
-        ("ETH_NODE_ADDRESS", "https://user:hunter2@rpc.example.com/v2/SECRETKEY,http://127.0.0.1:8545"),
-        ("ETH_NODE_CHAIN_ID", "31337"),
-        ("DIAMOND_CONTRACT_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
-        ("MOR_TOKEN_ADDRESS", "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
-        ("WALLET_PRIVATE_KEY", PRIVATE_KEY),
-        ("PROXY_STORAGE_PATH", storage.to_str().unwrap()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Config::load(Vec::<String>::new(), &env).unwrap()
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let (status, receiver) = watch::channel(IndexerStatus::default());
-    let config = config(dir.path());
-    let wallet = config.wallet.key.as_ref().unwrap().signer().unwrap().address();
-    let state = ApiState::new(store.clone(), receiver, None, ConfigResponse::new(&config, Some(wallet)));
-    Fixture { _dir: dir, store, status, state }
-}
 
 fn caught_up(lag: u64, errors: u32) -> IndexerStatus {
     IndexerStatus {
@@ -62,16 +23,9 @@ fn caught_up(lag: u64, errors: u32) -> IndexerStatus {
     }
 }
 
-async fn send(app: Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
-    let response = app.oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
-}
-
 async fn get(app: Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
+    let answer = send(app, request(Method::GET, uri, Some(ADMIN), None)).await;
+    (answer.status, answer.headers, answer.body)
 }
 
 fn content_type(headers: &axum::http::HeaderMap) -> &str {
@@ -79,8 +33,7 @@ fn content_type(headers: &axum::http::HeaderMap) -> &str {
 }
 
 fn error_body(status: StatusCode, headers: &axum::http::HeaderMap, body: &str) -> ErrorBody {
-    assert_eq!(content_type(headers), "application/json", "{status} {body}");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: not an error body ({e}): {body}"))
+    Answer { status, headers: headers.clone(), body: body.to_owned() }.error()
 }
 
 fn committed_spec_path() -> PathBuf {
@@ -217,7 +170,7 @@ async fn body_over_the_limit_answers_413_json() {
         .header("content-length", body.len())
         .body(Body::from(body))
         .unwrap();
-    let (status, headers, body) = send(router(f.state), request).await;
+    let Answer { status, headers, body } = send(router(f.state), request).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     let error = error_body(status, &headers, &body);
     assert_eq!(error.code, "payload_too_large");
@@ -238,7 +191,7 @@ async fn unknown_route_answers_404_json() {
 async fn wrong_method_answers_405_json_with_allow() {
     let f = fixture().await;
     let request = Request::delete("/healthcheck").body(Body::empty()).unwrap();
-    let (status, headers, body) = send(router(f.state), request).await;
+    let Answer { status, headers, body } = send(router(f.state), request).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     assert_eq!(error_body(status, &headers, &body).code, "method_not_allowed");
     let allow = headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -302,4 +255,23 @@ fn openapi_spec_matches_committed_file() {
         "docs/openapi.json is out of date with the API: run `UPDATE_OPENAPI=1 cargo test -p proxy-router openapi` \
          and commit the result"
     );
+}
+
+#[tokio::test]
+async fn config_needs_system_config_and_healthcheck_is_open() {
+    let f = fixture().await;
+    assert!(f.dir.path().join(".cookie").is_file());
+    let none = send(router(f.state.clone()), request(Method::GET, "/config", None, None)).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.json(), serde_json::json!({"error": "no basic auth provided"}));
+    let wrong =
+        send(router(f.state.clone()), request(Method::GET, "/config", Some(("admin", "nope")), None)).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.json(), serde_json::json!({"error": "invalid username or password"}));
+    let reader = send(router(f.state.clone()), request(Method::GET, "/config", Some(READER), None)).await;
+    assert_eq!(reader.status, StatusCode::FORBIDDEN);
+    assert_eq!(reader.json(), serde_json::json!({"error": "method not allowed"}));
+    assert_eq!(call(&f.state, Method::GET, "/config", None).await.status, StatusCode::OK);
+    let open = send(router(f.state.clone()), request(Method::GET, "/healthcheck", None, None)).await;
+    assert_eq!(open.status, StatusCode::OK, "{}", open.body);
 }

@@ -24,6 +24,7 @@ pub mod bindings;
 pub mod errors;
 pub mod rpc;
 pub mod sender;
+pub mod slot;
 pub mod startup;
 pub mod wallet;
 
@@ -31,4 +32,5 @@ pub use allowance::{Allowance, AllowanceGuard};
 pub use errors::{ChainError, DecodedRevert};
 pub use rpc::Rpc;
 pub use sender::TxSender;
+pub use slot::{Signer, WalletSlot, WalletSource};
 pub use wallet::Wallet;

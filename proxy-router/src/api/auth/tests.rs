@@ -60,7 +60,7 @@ fn hmac_is_keyed_with_the_salt_bytes() {
 }
 
 #[test]
-fn permission_names_are_the_references() {
+fn permission_names_are_the_references_plus_withdraw_user_stakes() {
     let names: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
     assert_eq!(
         names.join(" "),
@@ -70,7 +70,8 @@ fn permission_names_are_the_references() {
          get_bids get_budget get_chat_history get_latest_block get_local_agents get_local_models get_models \
          get_providers get_sessions get_supply get_transactions get_wallet initiate_session ipfs_add ipfs_get \
          ipfs_pin ipfs_pinned ipfs_unpin ipfs_version open_session remove_user remove_wallet request_allowance \
-         send_eth send_mor session_provider_claim set_wallet system_config"
+         send_eth send_mor session_provider_claim set_wallet system_config \
+         withdraw_user_stakes"
     );
     for p in Permission::ALL {
         assert_eq!(p.as_str().parse::<Permission>().unwrap(), *p);
