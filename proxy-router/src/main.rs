@@ -44,18 +44,14 @@ enum Command {
     /// deployed diamond serves the functions this build calls.
     Selectors,
 
-    /// Load and validate the configuration, then print it with secrets redacted.
-    ///
-    /// The configuration is read as the node reads it: the process environment, over `./.env` (the
-    /// environment wins), then the configuration flags given after `check-config` (they win). Prints
-    /// one `NAME=value` line per variable and exits 0, or prints the problem, naming the variable, and
-    /// exits 2.
-    /// Run the node's chain part until Ctrl-C: start-up checks, the store and the indexer.
+    /// Run the node until Ctrl-C: start-up checks, the store, the indexer and the HTTP API.
     ///
     /// Loads the configuration like `check-config`, refuses to start on any problem (naming the
     /// variable, the wrong chain id, a diamond without code or missing selectors), then indexes the
-    /// marketplace into the SQLite store under PROXY_STORAGE_PATH and follows the head. The provider
-    /// and consumer roles and the HTTP API arrive with later issues.
+    /// marketplace into the SQLite store under PROXY_STORAGE_PATH, follows the head, and serves the
+    /// HTTP API (Swagger UI at /swagger/index.html) on WEB_ADDRESS with Basic auth from
+    /// AUTH_CONFIG_FILE_PATH and COOKIE_FILE_PATH. The provider and consumer roles arrive with a later
+    /// issue.
     #[command(after_help = config::flags_help())]
     Run {
         /// Configuration flags in the reference's syntax, e.g. `-eth-node-chain-id 8453`.
@@ -63,6 +59,12 @@ enum Command {
         flags: Vec<String>,
     },
 
+    /// Load and validate the configuration, then print it with secrets redacted.
+    ///
+    /// The configuration is read as the node reads it: the process environment, over `./.env` (the
+    /// environment wins), then the configuration flags given after `check-config` (they win). Prints
+    /// one `NAME=value` line per variable and exits 0, or prints the problem, naming the variable, and
+    /// exits 2.
     #[command(after_help = config::flags_help())]
     CheckConfig {
         /// Configuration flags, e.g. `-eth-node-chain-id 8453` or `--eth-node-address=http://…`.
@@ -92,7 +94,7 @@ fn main() -> anyhow::Result<ExitCode> {
         None => {
             eprintln!(
                 "proxy-router: the provider and consumer roles are not available in this build yet; \
-                 `proxy-router run` runs the node's chain part (start-up checks, store, indexer). \
+                 `proxy-router run` runs the node's chain part and its HTTP API. \
                  Run `proxy-router --help` for the available commands."
             );
             Ok(ExitCode::from(EXIT_NODE_UNAVAILABLE))
@@ -100,7 +102,6 @@ fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The effective configuration and, when a wallet is configured, its address.
 /// Exit status when the node refuses to start or stops on an error.
 const EXIT_NODE_FAILED: u8 = 1;
 

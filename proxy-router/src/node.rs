@@ -1,13 +1,21 @@
 //! The composition root: builds the node's shared parts from a validated [`Config`] and supervises its
 //! background tasks until cancelled.
 //!
-//! Today the node is its chain part: start-up checks ([`chain::startup::verify`]), the store, and the
-//! indexer following the marketplace (over a WebSocket new-heads subscription when configured, polling
-//! otherwise). The provider and consumer roles and the HTTP API join here with their issues.
+//! Start-up, in order (any failure is returned before anything runs): the chain checks
+//! ([`chain::startup::verify`]), the store, the API's auth files (`proxy.conf` and the admin `.cookie`,
+//! created on first start), the wallet (from the configuration), the indexer (over a WebSocket
+//! new-heads subscription when configured, polling otherwise), and the HTTP API bound on `WEB_ADDRESS`.
+//! Then the indexer and the HTTP server run until `cancel` fires or one of them stops; the other is
+//! then stopped too. The provider and consumer roles join here with their issues.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::{self, Rpc};
+use crate::api::auth::{AuthConfig, AuthError, AuthStore};
+use crate::api::{self, ApiLimits, ApiState, ChainAccess, ConfigResponse};
+use crate::chain::{self, Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource};
 use crate::config::Config;
 use crate::index::{IndexError, Indexer, IndexerOptions};
 use crate::store::{Store, StoreError};
@@ -25,6 +33,17 @@ pub enum NodeError {
     /// The indexer could not be set up.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The API's auth files could not be read or created.
+    #[error("API auth: {0}")]
+    Auth(#[from] AuthError),
+    /// The HTTP API could not listen on `WEB_ADDRESS`, or its server failed.
+    #[error("HTTP API on {address} (WEB_ADDRESS): {source}")]
+    Http {
+        /// The address.
+        address: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// A background task panicked.
     #[error("the {task} task stopped unexpectedly: {reason}")]
     TaskFailed {
@@ -49,6 +68,15 @@ pub fn indexer_options(config: &Config) -> IndexerOptions {
     }
 }
 
+/// The API's request bounds for `config`: a write may wait for two receipts (the allowance, then the
+/// call), each bounded by `TX_RECEIPT_TIMEOUT`, plus RPC round trips; so the request timeout is twice
+/// the receipt timeout plus four RPC timeouts.
+pub fn api_limits(config: &Config) -> ApiLimits {
+    let chain = &config.chain;
+    let request_timeout = chain.tx_receipt_timeout * 2 + chain.rpc_timeout * 4;
+    ApiLimits { request_timeout: request_timeout.max(Duration::from_secs(60)), ..ApiLimits::default() }
+}
+
 /// Runs the node until `cancel` fires. Start-up problems are returned before anything runs.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeError> {
     let rpc = Rpc::connect(&config.chain).await?;
@@ -56,7 +84,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     tracing::info!(?report, "start-up checks passed");
 
     let store = Store::from_config(&config.store).await?;
-    let mut indexer = Indexer::new(rpc.provider().clone(), store, indexer_options(&config)).await?;
+    let auth = AuthStore::open(&AuthConfig::from_web(&config.web)?)?;
+    let wallet = WalletSlot::default();
+    if let Some(key) = &config.wallet.key {
+        let sender = TxSender::new(rpc.clone(), Wallet::from_key(key)?, &config.chain);
+        wallet.set(Signer::new(sender, WalletSource::Config));
+    }
+
+    let mut indexer = Indexer::new(rpc.provider().clone(), store.clone(), indexer_options(&config)).await?;
     if config.chain.use_subscriptions {
         match rpc.subscribe_new_heads().await? {
             Some(heads) => indexer = indexer.with_new_heads(heads),
@@ -64,7 +99,41 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
         }
     }
 
-    let task = tokio::spawn(indexer.run(cancel.clone()));
-    tracing::info!("node running");
-    task.await.map_err(|e| NodeError::TaskFailed { task: "indexer", reason: e.to_string() })
+    let address = config.web.address;
+    let listener =
+        tokio::net::TcpListener::bind(address).await.map_err(|source| NodeError::Http { address, source })?;
+    let bound = listener.local_addr().map_err(|source| NodeError::Http { address, source })?;
+    let wallet_address = wallet.get().map(|s| s.address());
+    let state = ApiState {
+        limits: api_limits(&config),
+        ..ApiState::new(store, indexer.status(), ConfigResponse::new(&config, wallet_address), auth)
+    }
+    .with_chain(ChainAccess::new(rpc, &config.chain))
+    .with_wallet(wallet);
+
+    let indexer_task = tokio::spawn(indexer.run(cancel.clone()));
+    let shutdown = cancel.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    });
+    // Operators and scripts read this line to find the API (WEB_ADDRESS may use port 0).
+    tracing::info!(%bound, "HTTP API listening on http://{bound} (Swagger UI at /swagger/index.html)");
+    println!("proxy-router: HTTP API listening on http://{bound}");
+
+    let (indexer_done, http_done) = tokio::join!(
+        async {
+            let result = indexer_task.await;
+            cancel.cancel();
+            result
+        },
+        async {
+            let result = http_task.await;
+            cancel.cancel();
+            result
+        }
+    );
+    indexer_done.map_err(|e| NodeError::TaskFailed { task: "indexer", reason: e.to_string() })?;
+    http_done
+        .map_err(|e| NodeError::TaskFailed { task: "http", reason: e.to_string() })?
+        .map_err(|source| NodeError::Http { address: bound, source })
 }

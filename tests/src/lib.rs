@@ -9,6 +9,7 @@ pub mod api;
 pub mod chain;
 pub mod deploy;
 pub mod index;
+pub mod router;
 
 use std::path::PathBuf;
 

@@ -1,63 +1,31 @@
 //! `proxy-router run` as an operator starts it: a real process configured through its environment,
-//! refusing bad starts with a message naming the problem, and indexing over a WebSocket new-heads
-//! subscription when ETH_NODE_USE_SUBSCRIPTIONS is set.
+//! refusing bad starts with a message naming the problem, indexing over a WebSocket new-heads
+//! subscription when ETH_NODE_USE_SUBSCRIPTIONS is set, and serving its HTTP API with the admin
+//! credentials it writes on first start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use e2e_tests::chain::{ChainFixture, MOR};
-use e2e_tests::repo_root;
+use e2e_tests::router::{self, curl, router_env, RouterProcess};
 use proxy_router::chain::Allowance;
 use proxy_router::store::Store;
 
-/// The `proxy-router` binary, built (or found up to date) by cargo.
-fn binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(repo_root())
-        .args(["build", "--quiet", "-p", "proxy-router", "--bin", "proxy-router"])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build of proxy-router failed");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
-    target.join("debug").join("proxy-router")
-}
-
-/// The router's environment for the fixture; `overrides` replace or add variables.
 fn env(
     chain: &ChainFixture,
     storage: &std::path::Path,
     overrides: &[(&str, String)],
 ) -> Vec<(String, String)> {
-    let d = &chain.deployment;
-    let mut vars = vec![
-        ("ETH_NODE_ADDRESS".to_owned(), chain.anvil.endpoint()),
-        ("ETH_NODE_CHAIN_ID".to_owned(), "31337".to_owned()),
-        ("DIAMOND_CONTRACT_ADDRESS".to_owned(), d.diamond.to_string()),
-        ("MOR_TOKEN_ADDRESS".to_owned(), d.mor_token.to_string()),
-        ("MULTICALL3_ADDR".to_owned(), d.multicall3.to_string()),
-        ("PROXY_STORAGE_PATH".to_owned(), storage.display().to_string()),
-        ("INDEXER_START_BLOCK".to_owned(), d.start_block.to_string()),
-        ("INDEXER_CONFIRMATIONS".to_owned(), "0".to_owned()),
-    ];
-    for (name, value) in overrides {
-        vars.retain(|(n, _)| n != name);
-        vars.push(((*name).to_owned(), value.clone()));
-    }
-    vars
+    router_env(chain, storage, overrides)
 }
 
 fn command(vars: &[(String, String)], workdir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(binary());
-    // A clean environment: nothing from the developer's shell or a .env file leaks in.
-    cmd.env_clear().current_dir(workdir).arg("run").envs(vars.iter().cloned());
-    cmd
+    router::command(vars, workdir).unwrap()
 }
 
 /// Runs the node and expects it to refuse to start.
@@ -157,4 +125,33 @@ async fn run_follows_new_heads_over_a_websocket_subscription() {
     assert!(node.try_wait().unwrap().is_none(), "the node keeps running");
     node.kill().unwrap();
     node.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_serves_the_api_with_the_admin_cookie_it_creates() {
+    let chain = ChainFixture::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = RouterProcess::start(&env(&chain, dir.path(), &[]), dir.path()).unwrap();
+
+    // The defaults put the auth files in the working directory, readable by the owner only.
+    let cookie = std::fs::read_to_string(dir.path().join(".cookie")).unwrap();
+    let cookie = cookie.trim();
+    assert!(cookie.starts_with("admin:") && cookie.len() == "admin:".len() + 32, "{cookie}");
+    for file in [".cookie", "proxy.conf"] {
+        let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+
+    let health = curl(&[&node.url("/healthcheck")]).unwrap();
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(health.json().unwrap()["status"], "healthy");
+    let anonymous = curl(&[&node.url("/config")]).unwrap();
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.json().unwrap(), serde_json::json!({"error": "no basic auth provided"}));
+    let admin = curl(&["-u", cookie, &node.url("/config")]).unwrap();
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    assert_eq!(admin.json().unwrap()["DerivedConfig"]["ChainID"], 31337);
+    let ui = curl(&[&node.url("/swagger/index.html")]).unwrap();
+    assert_eq!(ui.status, 200);
+    assert!(ui.body.contains("swagger-ui"), "{}", ui.body);
 }

@@ -45,16 +45,8 @@ use hmac::{KeyInit as _, Mac as _};
 use rand::RngExt as _;
 use secrecy::{ExposeSecret, SecretString};
 
-/// Variable naming the `proxy.conf` file.
-pub const AUTH_CONFIG_FILE_PATH: &str = "AUTH_CONFIG_FILE_PATH";
-/// Variable naming the `.cookie` file.
-pub const COOKIE_FILE_PATH: &str = "COOKIE_FILE_PATH";
-/// Variable whose value seeds a missing `.cookie` file verbatim.
-pub const COOKIE_CONTENT: &str = "COOKIE_CONTENT";
-/// Default of [`AUTH_CONFIG_FILE_PATH`] (the reference's).
-pub const DEFAULT_AUTH_CONFIG_FILE_PATH: &str = "./proxy.conf";
-/// Default of [`COOKIE_FILE_PATH`] (the reference's).
-pub const DEFAULT_COOKIE_FILE_PATH: &str = "./.cookie";
+pub use crate::config::vars::{AUTH_CONFIG_FILE_PATH, COOKIE_CONTENT, COOKIE_FILE_PATH};
+pub use crate::config::{DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_COOKIE_FILE_PATH};
 /// The user the `.cookie` file holds; it gets the whitelist `*`.
 pub const ADMIN_USER: &str = "admin";
 /// The `WWW-Authenticate` value sent with every 401 (the reference sends none; browsers and curl like it).
@@ -197,6 +189,17 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
+    /// The auth files of the node's validated configuration, checked as [`AuthConfig::from_env`] does.
+    pub fn from_web(web: &crate::config::WebConfig) -> Result<Self, AuthError> {
+        let mut env = HashMap::new();
+        env.insert(AUTH_CONFIG_FILE_PATH.to_owned(), web.auth_config_file_path.display().to_string());
+        env.insert(COOKIE_FILE_PATH.to_owned(), web.cookie_file_path.display().to_string());
+        if let Some(content) = &web.cookie_content {
+            env.insert(COOKIE_CONTENT.to_owned(), content.expose_secret().to_owned());
+        }
+        Self::from_env(&env)
+    }
+
     /// Reads and validates the three variables from an environment map. Unset or empty means the default.
     ///
     /// `COOKIE_CONTENT` must be `admin:<password>` (trailing whitespace ignored, password without control

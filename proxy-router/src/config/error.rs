@@ -173,6 +173,12 @@ pub enum Problem {
         /// The value.
         value: String,
     },
+    /// Not an `IP:port` socket address.
+    #[error("{value:?} is not an IP:port address (e.g. 0.0.0.0:8082 or [::1]:8082)")]
+    NotASocketAddress {
+        /// The value.
+        value: String,
+    },
     /// Not a boolean.
     #[error("{value:?} is not a boolean (use true, false, 1 or 0)")]
     NotABool {

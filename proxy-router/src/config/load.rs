@@ -7,15 +7,18 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use secrecy::SecretString;
+
 use super::args::{parse_flags, FlagValue};
 use super::error::{ConfigError, Origin};
 use super::parse::Raw;
 use super::vars::{self, *};
 use super::{
-    ChainConfig, Config, IndexerConfig, StoreConfig, WalletConfig, WalletKey, DEFAULT_BLOCK_RANGE,
-    DEFAULT_CONFIRMATIONS, DEFAULT_DERIVATION_PATH, DEFAULT_MAX_BACKOFF, DEFAULT_MULTICALL3,
-    DEFAULT_POLLING_INTERVAL, DEFAULT_RPC_TIMEOUT, DEFAULT_STORAGE_PATH, DEFAULT_TX_BUMP_INTERVAL,
-    DEFAULT_TX_FEE_BUMP_PERCENT, DEFAULT_TX_MAX_BUMPS, DEFAULT_TX_RECEIPT_TIMEOUT,
+    ChainConfig, Config, IndexerConfig, StoreConfig, WalletConfig, WalletKey, WebConfig,
+    DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_BLOCK_RANGE, DEFAULT_CONFIRMATIONS, DEFAULT_COOKIE_FILE_PATH,
+    DEFAULT_DERIVATION_PATH, DEFAULT_MAX_BACKOFF, DEFAULT_MULTICALL3, DEFAULT_POLLING_INTERVAL,
+    DEFAULT_RPC_TIMEOUT, DEFAULT_STORAGE_PATH, DEFAULT_TX_BUMP_INTERVAL, DEFAULT_TX_FEE_BUMP_PERCENT,
+    DEFAULT_TX_MAX_BUMPS, DEFAULT_TX_RECEIPT_TIMEOUT, DEFAULT_WEB_ADDRESS,
 };
 
 /// The values of every variable: a flag wins over the environment.
@@ -89,6 +92,17 @@ impl Config {
         let storage_path =
             src.get(PROXY_STORAGE_PATH).map_or(PathBuf::from(DEFAULT_STORAGE_PATH), |v| v.value.into());
 
+        let web = WebConfig {
+            address: src.get(WEB_ADDRESS).map_or(Ok(DEFAULT_WEB_ADDRESS), |v| v.socket_addr())?,
+            auth_config_file_path: src
+                .get(AUTH_CONFIG_FILE_PATH)
+                .map_or(PathBuf::from(DEFAULT_AUTH_CONFIG_FILE_PATH), |v| v.value.into()),
+            cookie_file_path: src
+                .get(COOKIE_FILE_PATH)
+                .map_or(PathBuf::from(DEFAULT_COOKIE_FILE_PATH), |v| v.value.into()),
+            cookie_content: src.get(COOKIE_CONTENT).map(|v| SecretString::from(v.value.to_owned())),
+        };
+
         let block = |var, default, min, expected| {
             src.get(var).map_or(Ok(default), |v| v.unsigned(min, u64::MAX, expected))
         };
@@ -120,6 +134,7 @@ impl Config {
             wallet: WalletConfig { key },
             store: StoreConfig { storage_path },
             indexer: IndexerConfig { start_block, confirmations, block_range, max_backoff },
+            web,
         })
     }
 }

@@ -87,6 +87,13 @@ pub const DEFAULT_STORAGE_PATH: &str = "./data/";
 pub const DEFAULT_CONFIRMATIONS: u64 = 2;
 /// Default of `INDEXER_BLOCK_RANGE`.
 pub const DEFAULT_BLOCK_RANGE: u64 = 2000;
+/// Default of `WEB_ADDRESS` (the reference's).
+pub const DEFAULT_WEB_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 8082));
+/// Default of `AUTH_CONFIG_FILE_PATH` (the reference's).
+pub const DEFAULT_AUTH_CONFIG_FILE_PATH: &str = "./proxy.conf";
+/// Default of `COOKIE_FILE_PATH` (the reference's).
+pub const DEFAULT_COOKIE_FILE_PATH: &str = "./.cookie";
 /// Default of `INDEXER_MAX_BACKOFF`.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// What the effective configuration shows in place of a secret.
@@ -106,6 +113,22 @@ pub struct Config {
     pub store: StoreConfig,
     /// How the chain index is built and followed.
     pub indexer: IndexerConfig,
+    /// The HTTP API: address and auth files.
+    pub web: WebConfig,
+}
+
+/// The HTTP API: `WEB_ADDRESS`, `AUTH_CONFIG_FILE_PATH`, `COOKIE_FILE_PATH`, `COOKIE_CONTENT`. The auth
+/// files' contents are checked by the API's auth module when the node starts.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// `WEB_ADDRESS`: where the HTTP API listens (default `0.0.0.0:8082`).
+    pub address: std::net::SocketAddr,
+    /// `AUTH_CONFIG_FILE_PATH`: the users file (default `./proxy.conf`).
+    pub auth_config_file_path: PathBuf,
+    /// `COOKIE_FILE_PATH`: the admin's credentials (default `./.cookie`).
+    pub cookie_file_path: PathBuf,
+    /// `COOKIE_CONTENT`: `admin:<password>` for a missing cookie file. Secret.
+    pub cookie_content: Option<SecretString>,
 }
 
 /// Chain access: `ETH_NODE_*`, `DIAMOND_CONTRACT_ADDRESS`, `MOR_TOKEN_ADDRESS`, `MULTICALL3_ADDR`, `TX_*`.
@@ -254,6 +277,13 @@ impl Config {
             (vars::WALLET_MNEMONIC, mnemonic),
             (vars::WALLET_DERIVATION_PATH, path),
             (vars::PROXY_STORAGE_PATH, self.store.storage_path.display().to_string()),
+            (vars::WEB_ADDRESS, self.web.address.to_string()),
+            (vars::AUTH_CONFIG_FILE_PATH, self.web.auth_config_file_path.display().to_string()),
+            (vars::COOKIE_FILE_PATH, self.web.cookie_file_path.display().to_string()),
+            (
+                vars::COOKIE_CONTENT,
+                self.web.cookie_content.as_ref().map_or(String::new(), |_| REDACTED.to_owned()),
+            ),
             (vars::INDEXER_START_BLOCK, self.indexer.start_block.to_string()),
             (vars::INDEXER_CONFIRMATIONS, self.indexer.confirmations.to_string()),
             (vars::INDEXER_BLOCK_RANGE, self.indexer.block_range.to_string()),

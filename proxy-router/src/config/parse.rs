@@ -41,6 +41,11 @@ impl Raw<'_> {
         }
     }
 
+    /// An `IP:port` socket address (no host names, as the reference's `netip.ParseAddrPort`).
+    pub fn socket_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        self.value.parse().map_err(|_| self.invalid(Problem::NotASocketAddress { value: self.owned() }))
+    }
+
     /// An unsigned integer in `min..=max`; `expected` describes the range in errors.
     pub fn unsigned(&self, min: u64, max: u64, expected: &'static str) -> Result<u64, ConfigError> {
         let n: u64 = self

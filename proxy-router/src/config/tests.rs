@@ -60,6 +60,19 @@ fn the_four_required_variables_are_enough_and_the_rest_defaults() {
     assert_eq!(c.indexer.confirmations, DEFAULT_CONFIRMATIONS);
     assert_eq!(c.indexer.block_range, DEFAULT_BLOCK_RANGE);
     assert_eq!(c.indexer.max_backoff, DEFAULT_MAX_BACKOFF);
+    assert_eq!(c.web.address, DEFAULT_WEB_ADDRESS);
+    assert_eq!(c.web.auth_config_file_path, PathBuf::from("./proxy.conf"));
+    assert_eq!(c.web.cookie_file_path, PathBuf::from("./.cookie"));
+    assert!(c.web.cookie_content.is_none());
+}
+
+#[test]
+fn the_web_address_is_an_ip_and_port() {
+    assert_eq!(load(&[("WEB_ADDRESS", "[::1]:0")]).unwrap().web.address.to_string(), "[::1]:0");
+    for bad in ["localhost:8082", "0.0.0.0", "0.0.0.0:99999"] {
+        let error = load_err(&[("WEB_ADDRESS", bad)]);
+        assert!(error.contains("WEB_ADDRESS") && error.contains("IP:port"), "{bad}: {error}");
+    }
 }
 
 #[test]
@@ -145,6 +158,10 @@ fn flags_override_the_environment_and_are_named_in_errors() {
         PHRASE,
         "--wallet-derivation-path=m/44'/60'/0'/0/2",
         "--proxy-storage-path=/var/lib/router",
+        "--web-address=127.0.0.1:9000",
+        "--auth-config-file-path=/etc/router/proxy.conf",
+        "--cookie-file-path=/etc/router/.cookie",
+        "--cookie-content=admin:hunter2",
         "--indexer-start-block=100",
         "--indexer-confirmations=0",
         "--indexer-block-range=500",
@@ -157,7 +174,9 @@ fn flags_override_the_environment_and_are_named_in_errors() {
          ETH_NODE_USE_SUBSCRIPTIONS=true\nETH_NODE_POLLING_INTERVAL=2s\nETH_NODE_RPC_TIMEOUT=3s\n\
          TX_RECEIPT_TIMEOUT=4m\nTX_BUMP_INTERVAL=5s\nTX_FEE_BUMP_PERCENT=12\nTX_MAX_BUMPS=0\n\
          WALLET_PRIVATE_KEY=\nWALLET_MNEMONIC=<redacted>\nWALLET_DERIVATION_PATH=m/44'/60'/0'/0/2\n\
-         PROXY_STORAGE_PATH=/var/lib/router\nINDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
+         PROXY_STORAGE_PATH=/var/lib/router\nWEB_ADDRESS=127.0.0.1:9000\n\
+         AUTH_CONFIG_FILE_PATH=/etc/router/proxy.conf\nCOOKIE_FILE_PATH=/etc/router/.cookie\n\
+         COOKIE_CONTENT=<redacted>\nINDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
          INDEXER_BLOCK_RANGE=500\nINDEXER_MAX_BACKOFF=1m\n",
         token = Address::from_str(TOKEN).unwrap()
     );

@@ -59,6 +59,14 @@ pub const WALLET_MNEMONIC: &str = "WALLET_MNEMONIC";
 pub const WALLET_DERIVATION_PATH: &str = "WALLET_DERIVATION_PATH";
 /// `PROXY_STORAGE_PATH`.
 pub const PROXY_STORAGE_PATH: &str = "PROXY_STORAGE_PATH";
+/// `WEB_ADDRESS`.
+pub const WEB_ADDRESS: &str = "WEB_ADDRESS";
+/// `AUTH_CONFIG_FILE_PATH`.
+pub const AUTH_CONFIG_FILE_PATH: &str = "AUTH_CONFIG_FILE_PATH";
+/// `COOKIE_FILE_PATH`.
+pub const COOKIE_FILE_PATH: &str = "COOKIE_FILE_PATH";
+/// `COOKIE_CONTENT`.
+pub const COOKIE_CONTENT: &str = "COOKIE_CONTENT";
 /// `INDEXER_START_BLOCK`.
 pub const INDEXER_START_BLOCK: &str = "INDEXER_START_BLOCK";
 /// `INDEXER_CONFIRMATIONS`.
@@ -169,6 +177,24 @@ pub const VARIABLES: &[VarSpec] = &[
         "./data/",
         "Directory of the node's state; the database is <path>/proxy-router.sqlite.",
     ),
+    var(WEB_ADDRESS, "web-address", "0.0.0.0:8082", "HTTP API listen address (IP:port)."),
+    var(
+        AUTH_CONFIG_FILE_PATH,
+        "auth-config-file-path",
+        "./proxy.conf",
+        "API users and their permissions (rpcauth, rpcwhitelist lines); created with the admin on first start.",
+    ),
+    var(
+        COOKIE_FILE_PATH,
+        "cookie-file-path",
+        "./.cookie",
+        "The admin's credentials (admin:<password>, mode 0600); a random password is written on first start.",
+    ),
+    secret(
+        COOKIE_CONTENT,
+        "cookie-content",
+        "admin:<password> to write into a missing cookie file instead of a random password.",
+    ),
     var(
         INDEXER_START_BLOCK,
         "indexer-start-block",
@@ -240,9 +266,9 @@ mod tests {
     }
 
     #[test]
-    fn only_the_wallet_secrets_are_secret() {
+    fn only_the_wallet_and_cookie_secrets_are_secret() {
         let secrets: Vec<_> = VARIABLES.iter().filter(|s| s.secret).map(|s| s.name).collect();
-        assert_eq!(secrets, [WALLET_PRIVATE_KEY, WALLET_MNEMONIC]);
+        assert_eq!(secrets, [WALLET_PRIVATE_KEY, WALLET_MNEMONIC, COOKIE_CONTENT]);
     }
 
     #[test]
