@@ -5,13 +5,14 @@
 #   make contracts       forge build into contracts/out
 #   make test-contracts  forge test
 #   make abi             refresh proxy-router/abi/*.json from contracts/out (commit the result)
+#   make swagger-check   load the node's Swagger UI in headless Chromium (needs Debian's chromium package)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 FORGE := $(CURDIR)/node_modules/.bin/forge
 NPM_STAMP := node_modules/.installed
 
-.PHONY: all contracts test-contracts abi check-abi lint test-rust test clean
+.PHONY: all contracts test-contracts abi check-abi lint test-rust test swagger-check clean
 
 all: contracts
 
@@ -46,6 +47,11 @@ test-rust: contracts
 	  END { printf "rust tests: %d passed, %d failed, %d skipped\n", p, f, i }' target/test-rust.log
 
 test: check-abi test-contracts lint test-rust
+
+# Starts anvil and a node, renders /swagger/index.html in headless Chromium (CHROMIUM, default
+# /usr/bin/chromium) and checks every operation of the spec is shown.
+swagger-check: contracts
+	cargo run --quiet --locked -p e2e-tests --bin swagger-check
 
 clean:
 	cargo clean
