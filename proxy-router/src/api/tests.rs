@@ -275,3 +275,97 @@ async fn config_needs_system_config_and_healthcheck_is_open() {
     let open = send(router(f.state.clone()), request(Method::GET, "/healthcheck", None, None)).await;
     assert_eq!(open.status, StatusCode::OK, "{}", open.body);
 }
+
+/// The permission of every protected operation, as the reference's tables (go-proxy-router.md §1.1,
+/// §1.2, §1.6, §1.7) and ours for the routes the reference lacks. Operations the spec marks open
+/// (`security: [{}]`) are not listed.
+const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[("get", "/config", "system_config")];
+
+/// Every operation of the spec: `(method, path, open)`.
+fn spec_operations() -> Vec<(String, String, bool)> {
+    let spec = serde_json::to_value(openapi()).unwrap();
+    let mut out = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let open = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r == &serde_json::json!({})));
+            out.push((method.clone(), path.clone(), open));
+        }
+    }
+    out
+}
+
+/// The path with each `{param}` replaced by a well-formed value (auth runs before any extractor).
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        out.push_str("0x1111111111111111111111111111111111111111111111111111111111111111");
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Refused by the auth layer (not by the handler): 401, or 403 with the reference's body.
+fn refused_by_auth(answer: &Answer) -> bool {
+    answer.status == StatusCode::UNAUTHORIZED
+        || (answer.status == StatusCode::FORBIDDEN
+            && serde_json::from_str::<serde_json::Value>(&answer.body).ok()
+                == Some(serde_json::json!({"error": "method not allowed"})))
+}
+
+#[tokio::test]
+async fn every_protected_route_answers_401_without_credentials_and_only_its_permission_opens_it() {
+    use super::auth::Grant;
+    let f = fixture().await;
+    // One user per permission, holding only that one.
+    for permission in Permission::ALL {
+        f.state
+            .auth
+            .add_user(&format!("only-{}", permission.as_str()), "pw", &[Grant::Only(*permission)])
+            .unwrap();
+    }
+    let operations = spec_operations();
+    assert!(!operations.is_empty());
+    for (method, path, open) in operations {
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let uri = concrete(&path);
+        let anonymous = send(router(f.state.clone()), request(method.clone(), &uri, None, None)).await;
+        if open {
+            assert!(!refused_by_auth(&anonymous), "{method} {path} is documented open: {}", anonymous.body);
+            assert!(
+                ROUTE_PERMISSIONS.iter().all(|(_, p, _)| *p != path),
+                "{path} is open and has a permission"
+            );
+            continue;
+        }
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{method} {path}: {}", anonymous.body);
+        assert_eq!(
+            anonymous.json(),
+            serde_json::json!({"error": "no basic auth provided"}),
+            "{method} {path}"
+        );
+
+        let expected = ROUTE_PERMISSIONS
+            .iter()
+            .find(|(m, p, _)| m.eq_ignore_ascii_case(method.as_str()) && *p == path)
+            .map(|(_, _, permission)| *permission)
+            .unwrap_or_else(|| panic!("{method} {path} is missing from ROUTE_PERMISSIONS"));
+        let mut opening = Vec::new();
+        for permission in Permission::ALL {
+            let user = format!("only-{}", permission.as_str());
+            let answer =
+                send(router(f.state.clone()), request(method.clone(), &uri, Some((&user, "pw")), None)).await;
+            if !refused_by_auth(&answer) {
+                opening.push(permission.as_str());
+            } else {
+                assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {path} as {user}");
+            }
+        }
+        assert_eq!(opening, [expected], "{method} {path}: the permissions that open it");
+    }
+}
