@@ -179,8 +179,8 @@ mod tests {
         assert!(text.starts_with("unknown flag --wallet-privat-key:"), "{text}");
         assert!(!text.contains("deadbeef"), "{text}");
 
-        let err = parse(&["-proxy-address", "0.0.0.0:1"]).unwrap_err();
-        assert!(matches!(&err, ConfigError::UnknownFlag { flag } if flag == "-proxy-address"));
+        let err = parse(&["-log-level", "debug"]).unwrap_err();
+        assert!(matches!(&err, ConfigError::UnknownFlag { flag } if flag == "-log-level"));
         let err = parse(&["---eth-node-chain-id=1"]).unwrap_err();
         assert!(matches!(err, ConfigError::UnexpectedArgument { position: 1, .. }));
     }

@@ -14,11 +14,13 @@ use super::error::{ConfigError, Origin};
 use super::parse::Raw;
 use super::vars::{self, *};
 use super::{
-    ChainConfig, Config, IndexerConfig, StoreConfig, WalletConfig, WalletKey, WebConfig,
-    DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_BLOCK_RANGE, DEFAULT_CONFIRMATIONS, DEFAULT_COOKIE_FILE_PATH,
-    DEFAULT_DERIVATION_PATH, DEFAULT_MAX_BACKOFF, DEFAULT_MULTICALL3, DEFAULT_POLLING_INTERVAL,
-    DEFAULT_RPC_TIMEOUT, DEFAULT_STORAGE_PATH, DEFAULT_TX_BUMP_INTERVAL, DEFAULT_TX_FEE_BUMP_PERCENT,
-    DEFAULT_TX_MAX_BUMPS, DEFAULT_TX_RECEIPT_TIMEOUT, DEFAULT_WEB_ADDRESS,
+    ChainConfig, Config, ConsumerConfig, IndexerConfig, ProviderConfig, StoreConfig, WalletConfig, WalletKey,
+    WebConfig, DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_BLOCK_RANGE, DEFAULT_CONFIRMATIONS,
+    DEFAULT_COOKIE_FILE_PATH, DEFAULT_DERIVATION_PATH, DEFAULT_LLM_TIMEOUT, DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_PROMPT_BYTES, DEFAULT_MODELS_CONFIG_PATH, DEFAULT_MULTICALL3, DEFAULT_PNODE_TIMEOUT,
+    DEFAULT_POLLING_INTERVAL, DEFAULT_PROXY_ADDRESS, DEFAULT_RATING_CONFIG_PATH, DEFAULT_RPC_TIMEOUT,
+    DEFAULT_STORAGE_PATH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TIMESTAMP_WINDOW, DEFAULT_TX_BUMP_INTERVAL,
+    DEFAULT_TX_FEE_BUMP_PERCENT, DEFAULT_TX_MAX_BUMPS, DEFAULT_TX_RECEIPT_TIMEOUT, DEFAULT_WEB_ADDRESS,
 };
 
 /// The values of every variable: a flag wins over the environment.
@@ -103,6 +105,28 @@ impl Config {
             cookie_content: src.get(COOKIE_CONTENT).map(|v| SecretString::from(v.value.to_owned())),
         };
 
+        let provider = ProviderConfig {
+            proxy_address: src.get(PROXY_ADDRESS).map_or(Ok(DEFAULT_PROXY_ADDRESS), |v| v.socket_addr())?,
+            models_config_path: src
+                .get(MODELS_CONFIG_PATH)
+                .map_or(PathBuf::from(DEFAULT_MODELS_CONFIG_PATH), |v| v.value.into()),
+            models_config_content: src.get(MODELS_CONFIG_CONTENT).map(|v| v.value.to_owned()),
+            llm_timeout: duration(LLM_TIMEOUT, DEFAULT_LLM_TIMEOUT)?,
+            max_prompt_bytes: src.get(PROXY_MAX_PROMPT_BYTES).map_or(Ok(DEFAULT_MAX_PROMPT_BYTES), |v| {
+                v.unsigned(1024, 64 * 1024 * 1024, "an integer from 1024 to 67108864 (64 MiB)")
+                    .map(|n| n as usize)
+            })?,
+            timestamp_window: duration(PROXY_TIMESTAMP_WINDOW, DEFAULT_TIMESTAMP_WINDOW)?,
+        };
+        let consumer = ConsumerConfig {
+            rating_config_path: src
+                .get(RATING_CONFIG_PATH)
+                .map_or(PathBuf::from(DEFAULT_RATING_CONFIG_PATH), |v| v.value.into()),
+            provider_allow_list: src.get(PROVIDER_ALLOW_LIST).map_or(Ok(Vec::new()), |v| v.address_list())?,
+            pnode_timeout: duration(CNODE_PNODE_TIMEOUT, DEFAULT_PNODE_TIMEOUT)?,
+            sweep_interval: duration(SESSION_SWEEP_INTERVAL, DEFAULT_SWEEP_INTERVAL)?,
+        };
+
         let block = |var, default, min, expected| {
             src.get(var).map_or(Ok(default), |v| v.unsigned(min, u64::MAX, expected))
         };
@@ -135,6 +159,8 @@ impl Config {
             store: StoreConfig { storage_path },
             indexer: IndexerConfig { start_block, confirmations, block_range, max_backoff },
             web,
+            provider,
+            consumer,
         })
     }
 }

@@ -87,6 +87,23 @@ pub const DEFAULT_STORAGE_PATH: &str = "./data/";
 pub const DEFAULT_CONFIRMATIONS: u64 = 2;
 /// Default of `INDEXER_BLOCK_RANGE`.
 pub const DEFAULT_BLOCK_RANGE: u64 = 2000;
+/// Default of `PROXY_ADDRESS` (the reference's).
+pub const DEFAULT_PROXY_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 3333));
+/// Default of `MODELS_CONFIG_PATH`.
+pub const DEFAULT_MODELS_CONFIG_PATH: &str = "./models-config.json";
+/// Default of `LLM_TIMEOUT` (the reference's).
+pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(240);
+/// Default of `PROXY_MAX_PROMPT_BYTES`.
+pub const DEFAULT_MAX_PROMPT_BYTES: usize = 4 * 1024 * 1024;
+/// Default of `PROXY_TIMESTAMP_WINDOW`.
+pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(300);
+/// Default of `RATING_CONFIG_PATH` (the reference's).
+pub const DEFAULT_RATING_CONFIG_PATH: &str = "./rating-config.json";
+/// Default of `CNODE_PNODE_TIMEOUT` (the reference's).
+pub const DEFAULT_PNODE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Default of `SESSION_SWEEP_INTERVAL` (the reference's ticker).
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Default of `WEB_ADDRESS` (the reference's).
 pub const DEFAULT_WEB_ADDRESS: std::net::SocketAddr =
     std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 8082));
@@ -115,6 +132,42 @@ pub struct Config {
     pub indexer: IndexerConfig,
     /// The HTTP API: address and auth files.
     pub web: WebConfig,
+    /// The provider role: MOR-RPC listener, models, backend timeout, defences.
+    pub provider: ProviderConfig,
+    /// The consumer role: rating, provider timeout, expiry sweeper.
+    pub consumer: ConsumerConfig,
+}
+
+/// The provider role: `PROXY_ADDRESS`, `MODELS_CONFIG_*`, `LLM_TIMEOUT`, `PROXY_MAX_PROMPT_BYTES`,
+/// `PROXY_TIMESTAMP_WINDOW`. The models file's contents are validated by the provider module at start.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// `PROXY_ADDRESS`: the MOR-RPC TCP listener (default `0.0.0.0:3333`).
+    pub proxy_address: std::net::SocketAddr,
+    /// `MODELS_CONFIG_PATH`: the models file (default `./models-config.json`).
+    pub models_config_path: PathBuf,
+    /// `MODELS_CONFIG_CONTENT`: models JSON used instead of the file.
+    pub models_config_content: Option<String>,
+    /// `LLM_TIMEOUT`: longest wait for a backend's whole answer (default 240 s).
+    pub llm_timeout: Duration,
+    /// `PROXY_MAX_PROMPT_BYTES`: largest prompt accepted (default 4 MiB).
+    pub max_prompt_bytes: usize,
+    /// `PROXY_TIMESTAMP_WINDOW`: accepted clock difference of signed requests (default 5 min).
+    pub timestamp_window: Duration,
+}
+
+/// The consumer role: `RATING_CONFIG_PATH`, `PROVIDER_ALLOW_LIST`, `CNODE_PNODE_TIMEOUT`,
+/// `SESSION_SWEEP_INTERVAL`. The rating file's contents are validated by the consumer module at start.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// `RATING_CONFIG_PATH`: rating weights and allowlist (default `./rating-config.json`).
+    pub rating_config_path: PathBuf,
+    /// `PROVIDER_ALLOW_LIST`: providers added to the rating allowlist.
+    pub provider_allow_list: Vec<Address>,
+    /// `CNODE_PNODE_TIMEOUT`: longest wait for a provider's first frame (default 90 s).
+    pub pnode_timeout: Duration,
+    /// `SESSION_SWEEP_INTERVAL`: period of the expired-session sweeper (default 1 min).
+    pub sweep_interval: Duration,
 }
 
 /// The HTTP API: `WEB_ADDRESS`, `AUTH_CONFIG_FILE_PATH`, `COOKIE_FILE_PATH`, `COOKIE_CONTENT`. The auth
@@ -284,6 +337,24 @@ impl Config {
                 vars::COOKIE_CONTENT,
                 self.web.cookie_content.as_ref().map_or(String::new(), |_| REDACTED.to_owned()),
             ),
+            (vars::PROXY_ADDRESS, self.provider.proxy_address.to_string()),
+            (vars::MODELS_CONFIG_PATH, self.provider.models_config_path.display().to_string()),
+            (vars::MODELS_CONFIG_CONTENT, self.provider.models_config_content.clone().unwrap_or_default()),
+            (vars::LLM_TIMEOUT, format_duration(self.provider.llm_timeout)),
+            (vars::PROXY_MAX_PROMPT_BYTES, self.provider.max_prompt_bytes.to_string()),
+            (vars::PROXY_TIMESTAMP_WINDOW, format_duration(self.provider.timestamp_window)),
+            (vars::RATING_CONFIG_PATH, self.consumer.rating_config_path.display().to_string()),
+            (
+                vars::PROVIDER_ALLOW_LIST,
+                self.consumer
+                    .provider_allow_list
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (vars::CNODE_PNODE_TIMEOUT, format_duration(self.consumer.pnode_timeout)),
+            (vars::SESSION_SWEEP_INTERVAL, format_duration(self.consumer.sweep_interval)),
             (vars::INDEXER_START_BLOCK, self.indexer.start_block.to_string()),
             (vars::INDEXER_CONFIRMATIONS, self.indexer.confirmations.to_string()),
             (vars::INDEXER_BLOCK_RANGE, self.indexer.block_range.to_string()),

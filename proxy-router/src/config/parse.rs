@@ -80,6 +80,16 @@ impl Raw<'_> {
         Ok(d)
     }
 
+    /// Comma-separated addresses, each checked as [`Raw::contract_address`]; blanks are skipped.
+    pub fn address_list(&self) -> Result<Vec<Address>, ConfigError> {
+        self.value
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| Raw { var: self.var, value: item, origin: self.origin.clone() }.contract_address())
+            .collect()
+    }
+
     /// A contract address: `0x` and 40 hex digits, lower case, upper case or EIP-55 checksummed; not
     /// the zero address.
     pub fn contract_address(&self) -> Result<Address, ConfigError> {

@@ -64,6 +64,24 @@ fn the_four_required_variables_are_enough_and_the_rest_defaults() {
     assert_eq!(c.web.auth_config_file_path, PathBuf::from("./proxy.conf"));
     assert_eq!(c.web.cookie_file_path, PathBuf::from("./.cookie"));
     assert!(c.web.cookie_content.is_none());
+    assert_eq!(c.provider.proxy_address, DEFAULT_PROXY_ADDRESS);
+    assert_eq!(c.provider.llm_timeout, DEFAULT_LLM_TIMEOUT);
+    assert_eq!(c.provider.max_prompt_bytes, DEFAULT_MAX_PROMPT_BYTES);
+    assert!(c.provider.models_config_content.is_none());
+    assert!(c.consumer.provider_allow_list.is_empty());
+    assert_eq!(c.consumer.pnode_timeout, DEFAULT_PNODE_TIMEOUT);
+}
+
+#[test]
+fn the_provider_allow_list_is_checked_address_by_address() {
+    let list = format!("{TOKEN}, {DIAMOND},");
+    assert_eq!(load(&[("PROVIDER_ALLOW_LIST", &list)]).unwrap().consumer.provider_allow_list.len(), 2);
+    let error = load_err(&[("PROVIDER_ALLOW_LIST", &format!("{TOKEN},0x12"))]);
+    assert!(error.contains("PROVIDER_ALLOW_LIST") && error.contains("0x12"), "{error}");
+    let error = load_err(&[("PROXY_ADDRESS", "localhost:3333")]);
+    assert!(error.contains("PROXY_ADDRESS"), "{error}");
+    let error = load_err(&[("PROXY_MAX_PROMPT_BYTES", "10")]);
+    assert!(error.contains("PROXY_MAX_PROMPT_BYTES"), "{error}");
 }
 
 #[test]
@@ -162,6 +180,17 @@ fn flags_override_the_environment_and_are_named_in_errors() {
         "--auth-config-file-path=/etc/router/proxy.conf",
         "--cookie-file-path=/etc/router/.cookie",
         "--cookie-content=admin:hunter2",
+        "--proxy-address=127.0.0.1:3334",
+        "--models-config-path=/etc/router/models.json",
+        "--models-config-content={}",
+        "--llm-timeout=30s",
+        "--proxy-max-prompt-bytes=2048",
+        "--proxy-timestamp-window=1m",
+        "--rating-config-path=/etc/router/rating.json",
+        "--provider-allow-list",
+        TOKEN,
+        "--cnode-pnode-timeout=15s",
+        "--session-sweep-interval=10s",
         "--indexer-start-block=100",
         "--indexer-confirmations=0",
         "--indexer-block-range=500",
@@ -176,7 +205,10 @@ fn flags_override_the_environment_and_are_named_in_errors() {
          WALLET_PRIVATE_KEY=\nWALLET_MNEMONIC=<redacted>\nWALLET_DERIVATION_PATH=m/44'/60'/0'/0/2\n\
          PROXY_STORAGE_PATH=/var/lib/router\nWEB_ADDRESS=127.0.0.1:9000\n\
          AUTH_CONFIG_FILE_PATH=/etc/router/proxy.conf\nCOOKIE_FILE_PATH=/etc/router/.cookie\n\
-         COOKIE_CONTENT=<redacted>\nINDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
+         COOKIE_CONTENT=<redacted>\nPROXY_ADDRESS=127.0.0.1:3334\nMODELS_CONFIG_PATH=/etc/router/models.json\n\
+         MODELS_CONFIG_CONTENT={{}}\nLLM_TIMEOUT=30s\nPROXY_MAX_PROMPT_BYTES=2048\nPROXY_TIMESTAMP_WINDOW=1m\n\
+         RATING_CONFIG_PATH=/etc/router/rating.json\nPROVIDER_ALLOW_LIST={token}\nCNODE_PNODE_TIMEOUT=15s\n\
+         SESSION_SWEEP_INTERVAL=10s\nINDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
          INDEXER_BLOCK_RANGE=500\nINDEXER_MAX_BACKOFF=1m\n",
         token = Address::from_str(TOKEN).unwrap()
     );

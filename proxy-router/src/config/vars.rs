@@ -67,6 +67,26 @@ pub const AUTH_CONFIG_FILE_PATH: &str = "AUTH_CONFIG_FILE_PATH";
 pub const COOKIE_FILE_PATH: &str = "COOKIE_FILE_PATH";
 /// `COOKIE_CONTENT`.
 pub const COOKIE_CONTENT: &str = "COOKIE_CONTENT";
+/// `PROXY_ADDRESS`.
+pub const PROXY_ADDRESS: &str = "PROXY_ADDRESS";
+/// `MODELS_CONFIG_PATH`.
+pub const MODELS_CONFIG_PATH: &str = "MODELS_CONFIG_PATH";
+/// `MODELS_CONFIG_CONTENT`.
+pub const MODELS_CONFIG_CONTENT: &str = "MODELS_CONFIG_CONTENT";
+/// `LLM_TIMEOUT`.
+pub const LLM_TIMEOUT: &str = "LLM_TIMEOUT";
+/// `PROXY_MAX_PROMPT_BYTES`.
+pub const PROXY_MAX_PROMPT_BYTES: &str = "PROXY_MAX_PROMPT_BYTES";
+/// `PROXY_TIMESTAMP_WINDOW`.
+pub const PROXY_TIMESTAMP_WINDOW: &str = "PROXY_TIMESTAMP_WINDOW";
+/// `RATING_CONFIG_PATH`.
+pub const RATING_CONFIG_PATH: &str = "RATING_CONFIG_PATH";
+/// `PROVIDER_ALLOW_LIST`.
+pub const PROVIDER_ALLOW_LIST: &str = "PROVIDER_ALLOW_LIST";
+/// `CNODE_PNODE_TIMEOUT`.
+pub const CNODE_PNODE_TIMEOUT: &str = "CNODE_PNODE_TIMEOUT";
+/// `SESSION_SWEEP_INTERVAL`.
+pub const SESSION_SWEEP_INTERVAL: &str = "SESSION_SWEEP_INTERVAL";
 /// `INDEXER_START_BLOCK`.
 pub const INDEXER_START_BLOCK: &str = "INDEXER_START_BLOCK";
 /// `INDEXER_CONFIRMATIONS`.
@@ -194,6 +214,56 @@ pub const VARIABLES: &[VarSpec] = &[
         COOKIE_CONTENT,
         "cookie-content",
         "admin:<password> to write into a missing cookie file instead of a random password.",
+    ),
+    var(PROXY_ADDRESS, "proxy-address", "0.0.0.0:3333", "Provider MOR-RPC TCP listen address (IP:port)."),
+    var(
+        MODELS_CONFIG_PATH,
+        "models-config-path",
+        "./models-config.json",
+        "Models this node serves as a provider (V2 or legacy format); a missing file means none.",
+    ),
+    var(
+        MODELS_CONFIG_CONTENT,
+        "models-config-content",
+        "",
+        "models-config JSON used instead of the file at MODELS_CONFIG_PATH.",
+    ),
+    var(LLM_TIMEOUT, "llm-timeout", "240s", "Provider to model backend: longest wait for a whole answer."),
+    var(
+        PROXY_MAX_PROMPT_BYTES,
+        "proxy-max-prompt-bytes",
+        "4194304",
+        "Largest prompt (request body or MOR-RPC message) accepted, in bytes.",
+    ),
+    var(
+        PROXY_TIMESTAMP_WINDOW,
+        "proxy-timestamp-window",
+        "5m",
+        "Provider: signed MOR-RPC requests must be stamped within this much of the local clock (replay defence).",
+    ),
+    var(
+        RATING_CONFIG_PATH,
+        "rating-config-path",
+        "./rating-config.json",
+        "Consumer: provider rating weights and allowlist; a missing file means the built-in defaults.",
+    ),
+    var(
+        PROVIDER_ALLOW_LIST,
+        "provider-allow-list",
+        "",
+        "Consumer: comma-separated provider addresses added to the rating allowlist (empty: every provider).",
+    ),
+    var(
+        CNODE_PNODE_TIMEOUT,
+        "cnode-pnode-timeout",
+        "90s",
+        "Consumer: longest wait for the provider's first response frame.",
+    ),
+    var(
+        SESSION_SWEEP_INTERVAL,
+        "session-sweep-interval",
+        "1m",
+        "Consumer: how often expired sessions of this wallet are closed.",
     ),
     var(
         INDEXER_START_BLOCK,
