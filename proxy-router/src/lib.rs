@@ -23,8 +23,13 @@
 //!   [`api::error::ApiError`], `/healthcheck`, `/config`, the OpenAPI spec and Swagger UI. The resource
 //!   routes and serving it from the node arrive with the rest of issue 3/5.
 //!
-//! Arriving with later issues (they do not exist yet): `protocol` (MOR-RPC), `provider`, `consumer`,
-//! and `models-config.json` / `rating-config.json` in `config`.
+//! - [`protocol`]: MOR-RPC, the provider↔consumer wire protocol, byte compatible with the reference:
+//!   message types, Go-compatible JSON bytes, message and EIP-191 signatures, the session approval and
+//!   report artifacts, go-ethereum's ECIES, the bounded TCP framing codec and the replay defences.
+//!   A library for the provider server and the consumer client.
+//!
+//! Arriving with later issues (they do not exist yet): `provider`, `consumer`, and
+//! `models-config.json` / `rating-config.json` in `config`.
 //!
 //! # Dependency direction
 //!
@@ -39,4 +44,5 @@ pub mod chain;
 pub mod config;
 pub mod index;
 pub mod node;
+pub mod protocol;
 pub mod store;
