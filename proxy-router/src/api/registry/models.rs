@@ -22,7 +22,7 @@ use crate::api::wire::{
 };
 use crate::api::ApiState;
 use crate::chain::bindings::ProviderRegistry;
-use crate::chain::sender::{model_id, ModelRegistration};
+use crate::chain::sender::ModelRegistration;
 use crate::chain::ChainError;
 use crate::consumer::rating::{self, Candidate, ModelSpread, PairStats, ScoreInput};
 use crate::store::{BidFilter, ModelFilter, Page};
@@ -141,7 +141,6 @@ pub async fn create(
     };
     let (id, receipt) =
         signer.allowance.spend(registration.stake, || signer.sender.model_register(&registration)).await?;
-    debug_assert_eq!(id, model_id(me, base_id));
     let model = chain_model(chain, id, receipt.block_number)
         .await?
         .ok_or_else(|| not_visible(format_args!("model {id}")))?;
