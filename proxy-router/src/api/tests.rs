@@ -279,7 +279,24 @@ async fn config_needs_system_config_and_healthcheck_is_open() {
 /// The permission of every protected operation, as the reference's tables (go-proxy-router.md §1.1,
 /// §1.2, §1.6, §1.7) and ours for the routes the reference lacks. Operations the spec marks open
 /// (`security: [{}]`) are not listed.
-const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[("get", "/config", "system_config")];
+const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("get", "/config", "system_config"),
+    // §1.1
+    ("get", "/blockchain/providers", "get_providers"),
+    ("post", "/blockchain/providers", "create_provider"),
+    ("delete", "/blockchain/providers/{id}", "delete_provider"),
+    ("get", "/blockchain/providers/{id}/bids", "get_bids"),
+    ("get", "/blockchain/providers/{id}/bids/active", "get_bids"),
+    ("get", "/blockchain/models", "get_models"),
+    ("post", "/blockchain/models", "create_model"),
+    ("delete", "/blockchain/models/{id}", "delete_model"),
+    ("get", "/blockchain/models/{id}/bids", "get_bids"),
+    ("get", "/blockchain/models/{id}/bids/active", "get_bids"),
+    ("get", "/blockchain/models/{id}/bids/rated", "get_bids"),
+    ("post", "/blockchain/bids", "create_bid"),
+    ("get", "/blockchain/bids/{id}", "get_bids"),
+    ("delete", "/blockchain/bids/{id}", "delete_bids"),
+];
 
 /// Every operation of the spec: `(method, path, open)`.
 fn spec_operations() -> Vec<(String, String, bool)> {
