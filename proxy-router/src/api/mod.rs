@@ -5,6 +5,7 @@
 //!   rejections) to HTTP: status, stable machine `code`, the human message under the reference's key
 //!   `error`, the field at fault and a revert's decoded reason.
 //! - [`system`]: `GET /healthcheck` (open) and `GET /config`.
+//! - [`sessions`]: sessions, budget and supply, closing, provider claims, user on-hold stake.
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -28,6 +29,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod sessions;
 pub mod system;
 pub mod wire;
 
@@ -228,7 +230,9 @@ impl utoipa::Modify for BasicAuth {
 /// The generated OpenAPI document: [`ApiDoc`] merged with each resource module's own description.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     // Each resource module merges its `Doc` here: `doc.merge(module::Doc::openapi());`
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(sessions::Doc::openapi());
+    doc
 }
 
 /// The generated OpenAPI document as committed in `docs/openapi.json`: pretty JSON and a final
@@ -245,6 +249,7 @@ pub fn router(state: ApiState) -> Router {
     let auth = state.auth.clone();
     let api = Router::new()
         .merge(system::router(&auth))
+        .merge(sessions::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)
