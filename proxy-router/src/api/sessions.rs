@@ -1046,7 +1046,8 @@ pub fn session_rights() -> B256 {
 }
 
 /// Whether `caller` may act on `principal`'s sessions: it is `principal`, or holds its session rights
-/// in the delegate registry (what the contract's `_validateDelegatee` checks).
+/// in the delegate registry (what the contract's `_validateDelegatee` checks). A reverting check (the
+/// reference's diamond without a registry) means "not delegated".
 async fn may_act_for(
     chain: &ChainAccess,
     head: Head,
@@ -1056,12 +1057,19 @@ async fn may_act_for(
     if caller == principal {
         return Ok(true);
     }
-    Ok(Delegation::new(chain.diamond, chain.rpc.provider())
+    let delegated = Delegation::new(chain.diamond, chain.rpc.provider())
         .isRightsDelegated(caller, principal, session_rights())
         .block(head.block_id())
         .call()
         .await
-        .map_err(|e| ChainError::from_contract("isRightsDelegated", e))?)
+        .map_err(|e| ChainError::from_contract("isRightsDelegated", e));
+    match delegated {
+        Ok(delegated) => Ok(delegated),
+        // The reference's diamond reverts without data when no delegate registry is set: nobody is
+        // delegated then.
+        Err(ChainError::Reverted { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// MOR moved to `to` by `token` transfers in `receipt`.
