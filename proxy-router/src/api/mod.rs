@@ -7,6 +7,7 @@
 //! - [`system`]: `GET /healthcheck` (open) and `GET /config`.
 //! - [`registry`]: providers, models and bids (`/blockchain/providers`, `/blockchain/models`,
 //!   `/blockchain/bids`), including the rated bids of a model.
+//! - [`sessions`]: sessions, budget and supply, closing, provider claims, user on-hold stake.
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -31,6 +32,7 @@
 pub mod auth;
 pub mod error;
 pub mod registry;
+pub mod sessions;
 pub mod system;
 pub mod wire;
 
@@ -242,6 +244,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     // Each resource module merges its `Doc` here: `doc.merge(module::Doc::openapi());`
     let mut doc = ApiDoc::openapi();
     doc.merge(registry::Doc::openapi());
+    doc.merge(sessions::Doc::openapi());
     doc
 }
 
@@ -260,6 +263,7 @@ pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .merge(system::router(&auth))
         .merge(registry::router(&auth))
+        .merge(sessions::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

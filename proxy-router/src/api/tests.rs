@@ -296,6 +296,21 @@ const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("post", "/blockchain/bids", "create_bid"),
     ("get", "/blockchain/bids/{id}", "get_bids"),
     ("delete", "/blockchain/bids/{id}", "delete_bids"),
+    // §1.2
+    ("get", "/blockchain/sessions/{id}", "get_sessions"),
+    ("post", "/blockchain/sessions/{id}/close", "close_session"),
+    ("get", "/blockchain/sessions/user", "get_sessions"),
+    ("get", "/blockchain/sessions/user/ids", "get_sessions"),
+    ("get", "/blockchain/sessions/provider", "get_sessions"),
+    ("get", "/blockchain/sessions/budget", "get_budget"),
+    ("get", "/blockchain/token/supply", "get_supply"),
+    ("get", "/proxy/sessions/{id}/providerClaimableBalance", "get_sessions"),
+    ("post", "/proxy/sessions/{id}/providerClaim", "session_provider_claim"),
+    // Ours: the user's on-hold stake and its withdrawal, a provider's claimable sessions and claiming them.
+    ("get", "/blockchain/sessions/user/stakes-on-hold", "get_sessions"),
+    ("post", "/blockchain/sessions/user/withdraw-stakes", "withdraw_user_stakes"),
+    ("get", "/proxy/sessions/provider-claimable", "get_sessions"),
+    ("post", "/proxy/sessions/provider-claim-all", "session_provider_claim"),
 ];
 
 /// Every operation of the spec: `(method, path, open)`.
