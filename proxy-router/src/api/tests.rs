@@ -306,6 +306,21 @@ const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("get", "/blockchain/token/supply", "get_supply"),
     ("get", "/proxy/sessions/{id}/providerClaimableBalance", "get_sessions"),
     ("post", "/proxy/sessions/{id}/providerClaim", "session_provider_claim"),
+    ("get", "/blockchain/balance", "get_balance"),
+    ("get", "/blockchain/allowance", "get_allowance"),
+    ("post", "/blockchain/approve", "approve"),
+    ("post", "/blockchain/send/eth", "send_eth"),
+    ("post", "/blockchain/send/mor", "send_mor"),
+    ("get", "/blockchain/transactions", "get_transactions"),
+    ("get", "/blockchain/latestBlock", "get_latest_block"),
+    // §1.6
+    ("get", "/wallet", "get_wallet"),
+    ("post", "/wallet/privateKey", "set_wallet"),
+    ("post", "/wallet/mnemonic", "set_wallet"),
+    ("delete", "/wallet", "remove_wallet"),
+    // §1.7
+    ("post", "/config/ethNode", "system_config"),
+    ("delete", "/config/ethNode", "system_config"),
     // Ours: the user's on-hold stake and its withdrawal, a provider's claimable sessions and claiming them.
     ("get", "/blockchain/sessions/user/stakes-on-hold", "get_sessions"),
     ("post", "/blockchain/sessions/user/withdraw-stakes", "withdraw_user_stakes"),

@@ -5,3 +5,4 @@
 
 mod registry;
 mod sessions;
+mod wallet;
