@@ -115,16 +115,23 @@ impl Provider {
         reply.result(&response).await
     }
 
-    /// The session of a prompt or report, checked to be this provider's.
-    async fn our_session(
+    /// The session of a prompt or report, checked to be this provider's. A session the index does not
+    /// hold yet is read from the chain only for a request signed by a consumer that made a handshake
+    /// here, so forged requests for made-up sessions cost no RPC call.
+    async fn our_session<M: Signable>(
         &self,
         id: alloy::primitives::B256,
+        request: &M,
         me: Address,
     ) -> Result<SessionFacts, ProviderError> {
         let inner = &self.inner;
+        let known_signer = match request.recover_signer() {
+            Ok(signer) => inner.store.provider_sessions().user_key(signer).await?.is_some(),
+            Err(_) => false,
+        };
         let session = inner
             .lookup
-            .session(&inner.store, &inner.rpc, id)
+            .session(&inner.store, &inner.rpc, id, known_signer)
             .await?
             .ok_or(ProviderError::SessionNotFound(id))?;
         if session.provider != me {
@@ -162,7 +169,7 @@ impl Provider {
         let now = self.now_ms();
         self.inner.replay.window().check(request.timestamp, now).map_err(ProviderError::Replay)?;
         let signer = self.signer()?;
-        let session = self.our_session(request.session_id, signer.address()).await?;
+        let session = self.our_session(request.session_id, &request, signer.address()).await?;
         let user_key = self.verify_user(&request, session.user).await?;
         self.inner.replay.check(&request, now).map_err(ProviderError::Replay)?;
         if session.closed_at != 0 {
@@ -279,7 +286,7 @@ impl Provider {
         let now = self.now_ms();
         self.inner.replay.window().check(request.timestamp, now).map_err(ProviderError::Replay)?;
         let signer = self.signer()?;
-        let session = self.our_session(session_id, signer.address()).await?;
+        let session = self.our_session(session_id, &request, signer.address()).await?;
         self.verify_user(&request, session.user).await?;
         self.inner.replay.check(&request, now).map_err(ProviderError::Replay)?;
 

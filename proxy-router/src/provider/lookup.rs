@@ -82,12 +82,14 @@ impl Lookup {
         Ok(Some(BidFacts { provider: bid.provider, model_id: bid.modelId, active: bid.deletedAt == 0 }))
     }
 
-    /// The session, or `None` if neither the index nor the chain knows it.
+    /// The session, or `None` if neither the index nor the chain knows it. The chain is asked only
+    /// when `ask_chain` (the caller's proof that the request is worth an RPC call).
     pub(super) async fn session(
         &self,
         store: &Store,
         rpc: &Rpc,
         id: B256,
+        ask_chain: bool,
     ) -> Result<Option<SessionFacts>, ProviderError> {
         if let Some(s) = store.sessions().get(id).await? {
             self.lock().remove(&id);
@@ -102,6 +104,9 @@ impl Lookup {
         }
         if let Some(cached) = self.lock().get(&id) {
             return Ok(Some(*cached));
+        }
+        if !ask_chain {
+            return Ok(None);
         }
         let _permit = self.reads.acquire().await.map_err(|e| ProviderError::Chain(e.to_string()))?;
         let session = SessionRouter::new(self.diamond, rpc.provider())

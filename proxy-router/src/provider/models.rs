@@ -730,6 +730,14 @@ mod tests {
     }
 
     #[test]
+    fn the_repository_example_is_valid() {
+        let text = include_str!("../../../models-config.example.json");
+        let models = parse(text).unwrap();
+        assert_eq!(models.len(), 1);
+        assert_eq!(models.iter().next().unwrap().capacity_policy, CapacityPolicy::Simple);
+    }
+
+    #[test]
     fn endpoint_urls_derive_siblings() {
         let model = |url: &str| {
             let text =
