@@ -440,6 +440,11 @@ async fn provider_refuses_bad_input_with_reasons_and_stays_up() {
         allowance.spend(fee, || f.provider.post_model_bid(p, unserved, U256::from(PRICE))).await.unwrap();
     let reason = refused(f.handshake(unserved_bid).await);
     assert_eq!(reason, format!("model {unserved:#x} is not served by this provider"));
+    // A deleted bid.
+    f.provider.delete_model_bid(unserved_bid).await.unwrap();
+    f.sync().await;
+    let reason = refused(f.handshake(unserved_bid).await);
+    assert_eq!(reason, format!("bid {unserved_bid:#x} is not active"));
 
     // --- capacity: 2 slots, simple policy ---
     let second = f.new_session().await;

@@ -247,3 +247,115 @@ async fn refuse(stream: TcpStream, error: &ProviderError) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use alloy::primitives::{B256, U256};
+    use alloy::signers::local::PrivateKeySigner;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::chain::{Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource};
+    use crate::config::Config;
+    use crate::protocol::{method, PingReq, PongRes, SessionReq};
+    use crate::provider::{Models, ProviderOptions};
+    use crate::store::Store;
+
+    const KEY: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+    /// A provider whose chain is unreachable (nothing listens on port 9), with an empty store.
+    async fn start(max_connections: usize) -> (SocketAddr, CancellationToken, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let env: HashMap<String, String> = [
+            ("ETH_NODE_ADDRESS", "http://127.0.0.1:9"),
+            ("ETH_NODE_CHAIN_ID", "31337"),
+            ("DIAMOND_CONTRACT_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+            ("MOR_TOKEN_ADDRESS", "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
+            ("WALLET_PRIVATE_KEY", KEY),
+            ("PROXY_ADDRESS", "127.0.0.1:0"),
+            ("ETH_NODE_RPC_TIMEOUT", "2s"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = Config::load(Vec::<String>::new(), &env).unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let rpc = Rpc::connect(&config.chain).await.unwrap();
+        let wallet = Wallet::from_key(config.wallet.key.as_ref().unwrap()).unwrap();
+        let slot = WalletSlot::with(Signer::new(
+            TxSender::new(rpc.clone(), wallet, &config.chain),
+            WalletSource::Config,
+        ));
+        let options = ProviderOptions {
+            max_connections,
+            request_read_timeout: Duration::from_millis(300),
+            ..ProviderOptions::from_config(&config)
+        };
+        let provider = Provider::new(options, store, rpc, slot, Models::empty()).unwrap();
+        let server = ProviderServer::bind(provider).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        tokio::spawn(server.run(cancel.clone()));
+        (addr, cancel, dir)
+    }
+
+    async fn exchange(stream: TcpStream, request: &[u8]) -> Vec<RpcResponse> {
+        let mut stream = stream;
+        stream.write_all(request).await.unwrap();
+        let mut frames = FramedRead::new(stream, MorRpcCodec::default());
+        let mut responses = Vec::new();
+        while let Some(frame) = frames.next().await {
+            responses.push(RpcResponse::from_slice(&frame.unwrap()).unwrap());
+        }
+        responses
+    }
+
+    fn reason(responses: &[RpcResponse]) -> String {
+        assert_eq!(responses.len(), 1, "{responses:?}");
+        let error = responses[0].error.as_ref().expect("an error");
+        assert!(!error.is_signed());
+        error.message.clone()
+    }
+
+    #[tokio::test]
+    async fn bounds_and_infrastructure_errors_are_answered_and_the_server_stays_up() {
+        let (addr, cancel, _dir) = start(1).await;
+        let provider = PrivateKeySigner::from_bytes(&KEY.parse().unwrap()).unwrap();
+
+        // A connection that sends nothing is told so after the read timeout.
+        let idle = TcpStream::connect(addr).await.unwrap();
+        // While it holds the only slot, another connection is refused as busy.
+        let busy = exchange(TcpStream::connect(addr).await.unwrap(), b"").await;
+        assert_eq!(reason(&busy), "provider busy: too many connections");
+        let timed_out = exchange(idle, b"").await;
+        assert_eq!(reason(&timed_out), "no complete request within 300ms");
+
+        // A ping is answered and signed by the wallet.
+        let user = PrivateKeySigner::random();
+        let ping = PingReq::random(&user).unwrap();
+        let request = RpcMessage::new("1", method::PING, &ping).unwrap().to_vec().unwrap();
+        let responses = exchange(TcpStream::connect(addr).await.unwrap(), &request).await;
+        let pong: PongRes = responses[0].parse_result().unwrap();
+        pong.verify(&ping, provider.address()).unwrap();
+        assert_eq!(responses[0].id, "1");
+
+        // The bid is not indexed and the chain is down: an infrastructure error with the reason.
+        let now = crate::protocol::unix_millis_now();
+        let handshake =
+            SessionReq::build(&user, user.address(), U256::from(1), B256::repeat_byte(1), now).unwrap();
+        let request = RpcMessage::new("2", method::SESSION_REQUEST, &handshake).unwrap().to_vec().unwrap();
+        let responses = exchange(TcpStream::connect(addr).await.unwrap(), &request).await;
+        let message = reason(&responses);
+        assert!(message.starts_with("chain read failed: getBid("), "{message}");
+        assert_eq!(responses[0].id, "2");
+
+        // Still serving.
+        let request =
+            RpcMessage::new("3", method::PING, &PingReq::random(&user).unwrap()).unwrap().to_vec().unwrap();
+        let responses = exchange(TcpStream::connect(addr).await.unwrap(), &request).await;
+        assert!(responses[0].error.is_none());
+        cancel.cancel();
+    }
+}
