@@ -29,8 +29,11 @@
 //!   report artifacts, go-ethereum's ECIES, the bounded TCP framing codec and the replay defences.
 //!   A library for the provider server and the consumer client.
 //!
-//! Arriving with later issues (they do not exist yet): `provider`, the rest of `consumer`, and
-//! `models-config.json` / `rating-config.json` in `config`.
+//! - [`provider`]: the provider role: `models-config.json` validated into the [`provider::Models`]
+//!   registry, the `openai` backend client, and the MOR-RPC TCP server on `PROXY_ADDRESS` (handshake,
+//!   streamed signed and encrypted answers, signed reports from durable statistics).
+//!
+//! Arriving with later issues (they do not exist yet): the rest of `consumer` and `rating-config.json`.
 //!
 //! # Dependency direction
 //!
@@ -47,4 +50,5 @@ pub mod consumer;
 pub mod index;
 pub mod node;
 pub mod protocol;
+pub mod provider;
 pub mod store;

@@ -5,9 +5,11 @@
 //! ([`chain::startup::verify`]), the store, the API's auth files (`proxy.conf` and the admin `.cookie`,
 //! created on first start), the wallet (from the configuration, else the key file the API writes), the
 //! RPC URLs (the list set through the API, else the configured one), the indexer (over a WebSocket
-//! new-heads subscription when configured, polling otherwise), and the HTTP API bound on `WEB_ADDRESS`.
-//! Then the indexer and the HTTP server run until `cancel` fires or one of them stops; the other is
-//! then stopped too. The provider and consumer roles join here with their issues.
+//! new-heads subscription when configured, polling otherwise), the HTTP API bound on `WEB_ADDRESS`, and,
+//! when a wallet is set, the provider's MOR-RPC listener on `PROXY_ADDRESS`. The models config is
+//! loaded and validated first of all (a bad entry stops start-up naming it). Then the indexer, the
+//! HTTP server and the provider server run until `cancel` fires or one of them stops; the others are
+//! then stopped too. The consumer role joins here with its issue.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use crate::api::{self, stored, ApiLimits, ApiState, ChainAccess, ConfigResponse}
 use crate::chain::{self, Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource};
 use crate::config::{ChainConfig, Config};
 use crate::index::{IndexError, Indexer, IndexerOptions};
+use crate::provider::{Models, ModelsConfigError, Provider, ProviderError, ProviderOptions, ProviderServer};
 use crate::store::{Store, StoreError};
 
 /// Why the node could not start or stopped.
@@ -37,6 +40,12 @@ pub enum NodeError {
     /// A file the API keeps (the wallet key set at runtime, the RPC URLs) could not be read.
     #[error(transparent)]
     Stored(#[from] crate::api::stored::StoredFileError),
+    /// `models-config.json` (or `MODELS_CONFIG_CONTENT`) is invalid; the error names the entry.
+    #[error(transparent)]
+    Models(#[from] ModelsConfigError),
+    /// The provider could not start (its listener on `PROXY_ADDRESS`, its backend client).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
     /// The API's auth files could not be read or created.
     #[error("API auth: {0}")]
     Auth(#[from] AuthError),
@@ -83,6 +92,7 @@ pub fn api_limits(config: &Config) -> ApiLimits {
 
 /// Runs the node until `cancel` fires. Start-up problems are returned before anything runs.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeError> {
+    let models = Models::load(&config.provider)?;
     let data_dir = &config.store.storage_path;
     // RPC URLs set through `POST /config/ethNode` replace the configured ones until deleted.
     let rpc = match stored::load_eth_nodes(data_dir)? {
@@ -120,6 +130,29 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|source| NodeError::Http { address, source })?;
     let bound = listener.local_addr().map_err(|source| NodeError::Http { address, source })?;
+    // A provider signs approvals, chunks and reports: it serves only when a wallet is set at start
+    // (a wallet replaced later through the API is used from then on).
+    let provider_server = match wallet.get() {
+        Some(_) => {
+            let provider = Provider::new(
+                ProviderOptions::from_config(&config),
+                store.clone(),
+                rpc.clone(),
+                wallet.clone(),
+                models,
+            )?;
+            let server = ProviderServer::bind(provider).await?;
+            let proxy = server.local_addr()?;
+            tracing::info!(%proxy, "MOR-RPC provider listening");
+            println!("proxy-router: MOR-RPC listening on {proxy}");
+            Some(server)
+        }
+        None => {
+            tracing::warn!("no wallet: the provider's MOR-RPC server (PROXY_ADDRESS) is not started");
+            None
+        }
+    };
+
     let wallet_address = wallet.get().map(|s| s.address());
     let state = ApiState {
         limits: api_limits(&config),
@@ -137,7 +170,16 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     tracing::info!(%bound, "HTTP API listening on http://{bound} (Swagger UI at /swagger/index.html)");
     println!("proxy-router: HTTP API listening on http://{bound}");
 
-    let (indexer_done, http_done) = tokio::join!(
+    let provider_cancel = cancel.clone();
+    let provider_task = tokio::spawn(async move {
+        if let Some(server) = provider_server {
+            server.run(provider_cancel.clone()).await;
+            // The server only returns when cancelled.
+            provider_cancel.cancel();
+        }
+    });
+
+    let (indexer_done, http_done, provider_done) = tokio::join!(
         async {
             let result = indexer_task.await;
             cancel.cancel();
@@ -147,9 +189,17 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             let result = http_task.await;
             cancel.cancel();
             result
+        },
+        async {
+            let result = provider_task.await;
+            if result.is_err() {
+                cancel.cancel();
+            }
+            result
         }
     );
     indexer_done.map_err(|e| NodeError::TaskFailed { task: "indexer", reason: e.to_string() })?;
+    provider_done.map_err(|e| NodeError::TaskFailed { task: "provider", reason: e.to_string() })?;
     http_done
         .map_err(|e| NodeError::TaskFailed { task: "http", reason: e.to_string() })?
         .map_err(|source| NodeError::Http { address: bound, source })

@@ -24,7 +24,9 @@
 //! One repository per aggregate is reachable from [`Store`]: [`Store::providers`],
 //! [`Store::models`], [`Store::bids`], [`Store::sessions`], [`Store::stats`] and
 //! [`Store::indexer`]. Each reads by id and lists with filters and `(offset, limit)` pagination
-//! ([`Page`] → [`Paged`], with the total, like the contracts' getters).
+//! ([`Page`] → [`Paged`], with the total, like the contracts' getters). The provider role's own state
+//! (consumers' handshake keys, per-session prompt statistics) is [`Store::provider_sessions`]; the
+//! indexer never touches it.
 //!
 //! # Atomic writes of the indexer
 //!
@@ -75,6 +77,7 @@ mod codec;
 mod error;
 mod indexer;
 mod models;
+mod provider_sessions;
 mod providers;
 mod sessions;
 mod sql;
@@ -97,6 +100,7 @@ pub use bids::BidsRepo;
 pub use error::StoreError;
 pub use indexer::{IndexerRepo, PruneReport};
 pub use models::ModelsRepo;
+pub use provider_sessions::{PromptStats, ProviderSessionStats, ProviderSessionsRepo, ServedSession};
 pub use providers::ProvidersRepo;
 pub use sessions::SessionsRepo;
 pub use stats::StatsRepo;
@@ -224,6 +228,12 @@ impl Store {
     /// Provider-model and model statistics.
     pub fn stats(&self) -> StatsRepo<'_> {
         StatsRepo { pool: &self.pool }
+    }
+
+    /// The provider role's own state: consumers' handshake keys and per-session prompt statistics
+    /// (not part of the chain index).
+    pub fn provider_sessions(&self) -> ProviderSessionsRepo<'_> {
+        ProviderSessionsRepo { pool: &self.pool }
     }
 
     /// The indexer's cursor, block hashes, event log, journal and source.
