@@ -19,6 +19,7 @@
 //! - [`index`]: the indexer that keeps the store equal to the chain (backfill, follow, reorgs, restart).
 //! - [`node`]: the composition root: start-up checks, store and indexer under one cancellation token
 //!   (`proxy-router run`).
+//! - [`consumer`]: the consumer role; for now the bid rating (the reference's default scorer).
 //! - [`api`]: the HTTP API in progress: reference-compatible Basic auth ([`api::auth`]), one
 //!   [`api::error::ApiError`], `/healthcheck`, `/config`, the OpenAPI spec and Swagger UI. The resource
 //!   routes and serving it from the node arrive with the rest of issue 3/5.
@@ -28,7 +29,7 @@
 //!   report artifacts, go-ethereum's ECIES, the bounded TCP framing codec and the replay defences.
 //!   A library for the provider server and the consumer client.
 //!
-//! Arriving with later issues (they do not exist yet): `provider`, `consumer`, and
+//! Arriving with later issues (they do not exist yet): `provider`, the rest of `consumer`, and
 //! `models-config.json` / `rating-config.json` in `config`.
 //!
 //! # Dependency direction
@@ -42,6 +43,7 @@
 pub mod api;
 pub mod chain;
 pub mod config;
+pub mod consumer;
 pub mod index;
 pub mod node;
 pub mod protocol;

@@ -5,6 +5,8 @@
 //!   rejections) to HTTP: status, stable machine `code`, the human message under the reference's key
 //!   `error`, the field at fault and a revert's decoded reason.
 //! - [`system`]: `GET /healthcheck` (open) and `GET /config`.
+//! - [`registry`]: providers, models and bids (`/blockchain/providers`, `/blockchain/models`,
+//!   `/blockchain/bids`), including the rated bids of a model.
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -28,6 +30,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod registry;
 pub mod system;
 pub mod wire;
 
@@ -62,6 +65,7 @@ pub use auth::{AuthStore, Permission};
 
 use crate::chain::{Rpc, Signer, WalletSlot};
 use crate::config::ChainConfig;
+use crate::consumer::rating::RatingConfig;
 use crate::index::IndexerStatus;
 use crate::store::Store;
 
@@ -110,6 +114,8 @@ pub struct ApiState {
     pub limits: ApiLimits,
     /// When the node started (for `uptime`).
     pub started: Instant,
+    /// How bids are rated (`rating-config.json`; the reference's default weights until it is loaded).
+    pub rating: Arc<RatingConfig>,
 }
 
 /// The chain as the API reads it: the RPC transport and the contracts' addresses.
@@ -151,6 +157,7 @@ impl ApiState {
             health: HealthPolicy::default(),
             limits: ApiLimits::default(),
             started: Instant::now(),
+            rating: Arc::new(RatingConfig::default()),
         }
     }
 
@@ -162,6 +169,11 @@ impl ApiState {
     /// The same state signing with the wallet in `wallet`.
     pub fn with_wallet(self, wallet: WalletSlot) -> Self {
         Self { wallet, ..self }
+    }
+
+    /// The same state rating bids with `rating`.
+    pub fn with_rating(self, rating: RatingConfig) -> Self {
+        Self { rating: Arc::new(rating), ..self }
     }
 
     /// The chain, or 503 `no_chain` when the node runs without RPC.
@@ -228,7 +240,9 @@ impl utoipa::Modify for BasicAuth {
 /// The generated OpenAPI document: [`ApiDoc`] merged with each resource module's own description.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     // Each resource module merges its `Doc` here: `doc.merge(module::Doc::openapi());`
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(registry::Doc::openapi());
+    doc
 }
 
 /// The generated OpenAPI document as committed in `docs/openapi.json`: pretty JSON and a final
@@ -245,6 +259,7 @@ pub fn router(state: ApiState) -> Router {
     let auth = state.auth.clone();
     let api = Router::new()
         .merge(system::router(&auth))
+        .merge(registry::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)
