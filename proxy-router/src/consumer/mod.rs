@@ -4,4 +4,8 @@
 //!
 //! `consumer` sits above `store` (it reads the stored statistics' types) and below `api`.
 
+pub mod client;
+pub mod error;
 pub mod rating;
+
+pub use error::{ConsumerError, ProviderFailure};
