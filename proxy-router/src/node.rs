@@ -3,7 +3,8 @@
 //!
 //! Start-up, in order (any failure is returned before anything runs): the chain checks
 //! ([`chain::startup::verify`]), the store, the API's auth files (`proxy.conf` and the admin `.cookie`,
-//! created on first start), the wallet (from the configuration), the indexer (over a WebSocket
+//! created on first start), the wallet (from the configuration, else the key file the API writes), the
+//! RPC URLs (the list set through the API, else the configured one), the indexer (over a WebSocket
 //! new-heads subscription when configured, polling otherwise), and the HTTP API bound on `WEB_ADDRESS`.
 //! Then the indexer and the HTTP server run until `cancel` fires or one of them stops; the other is
 //! then stopped too. The provider and consumer roles join here with their issues.
@@ -14,9 +15,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::{AuthConfig, AuthError, AuthStore};
-use crate::api::{self, ApiLimits, ApiState, ChainAccess, ConfigResponse};
+use crate::api::{self, stored, ApiLimits, ApiState, ChainAccess, ConfigResponse};
 use crate::chain::{self, Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource};
-use crate::config::Config;
+use crate::config::{ChainConfig, Config};
 use crate::index::{IndexError, Indexer, IndexerOptions};
 use crate::store::{Store, StoreError};
 
@@ -33,6 +34,9 @@ pub enum NodeError {
     /// The indexer could not be set up.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// A file the API keeps (the wallet key set at runtime, the RPC URLs) could not be read.
+    #[error(transparent)]
+    Stored(#[from] crate::api::stored::StoredFileError),
     /// The API's auth files could not be read or created.
     #[error("API auth: {0}")]
     Auth(#[from] AuthError),
@@ -79,16 +83,29 @@ pub fn api_limits(config: &Config) -> ApiLimits {
 
 /// Runs the node until `cancel` fires. Start-up problems are returned before anything runs.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeError> {
-    let rpc = Rpc::connect(&config.chain).await?;
+    let data_dir = &config.store.storage_path;
+    // RPC URLs set through `POST /config/ethNode` replace the configured ones until deleted.
+    let rpc = match stored::load_eth_nodes(data_dir)? {
+        Some(urls) => {
+            tracing::info!(count = urls.len(), "using the RPC URLs set through the API");
+            Rpc::connect(&ChainConfig { rpc_urls: urls, ..config.chain.clone() }).await?
+        }
+        None => Rpc::connect(&config.chain).await?,
+    };
     let report = chain::startup::verify(&rpc, &config.chain).await?;
     tracing::info!(?report, "start-up checks passed");
 
     let store = Store::from_config(&config.store).await?;
     let auth = AuthStore::open(&AuthConfig::from_web(&config.web)?)?;
+    // The configured key wins; otherwise a key set through `POST /wallet/…` is used.
     let wallet = WalletSlot::default();
-    if let Some(key) = &config.wallet.key {
-        let sender = TxSender::new(rpc.clone(), Wallet::from_key(key)?, &config.chain);
-        wallet.set(Signer::new(sender, WalletSource::Config));
+    let key = match &config.wallet.key {
+        Some(key) => Some((key.clone(), WalletSource::Config)),
+        None => stored::load_wallet(data_dir)?.map(|key| (key, WalletSource::Stored)),
+    };
+    if let Some((key, source)) = key {
+        let sender = TxSender::new(rpc.clone(), Wallet::from_key(&key)?, &config.chain);
+        wallet.set(Signer::new(sender, source));
     }
 
     let mut indexer = Indexer::new(rpc.provider().clone(), store.clone(), indexer_options(&config)).await?;

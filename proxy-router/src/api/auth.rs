@@ -637,7 +637,7 @@ fn check_password(password: &str) -> Result<(), AuthError> {
 
 /// Writes `contents` to `path` atomically: a temporary file (mode 0600) in the same directory, synced,
 /// then renamed over `path`.
-fn write_private(path: &Path, contents: &str) -> Result<(), AuthError> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), AuthError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

@@ -7,6 +7,10 @@
 //! - [`system`]: `GET /healthcheck` (open) and `GET /config`.
 //! - [`registry`]: providers, models and bids (`/blockchain/providers`, `/blockchain/models`,
 //!   `/blockchain/bids`), including the rated bids of a model.
+//! - [`sessions`]: sessions, budget and supply, closing, provider claims, user on-hold stake.
+//! - [`wallet`]: the wallet (`/wallet`, its key file) and its tokens (`/blockchain/balance`,
+//!   `allowance`, `approve`, `send/eth`, `send/mor`, `latestBlock`, `transactions`).
+//! - [`eth_node`]: `POST`/`DELETE /config/ethNode`, the RPC URLs chosen at runtime.
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -30,8 +34,12 @@
 
 pub mod auth;
 pub mod error;
+pub mod eth_node;
 pub mod registry;
+pub mod sessions;
+pub mod stored;
 pub mod system;
+pub mod wallet;
 pub mod wire;
 
 #[cfg(test)]
@@ -129,12 +137,22 @@ pub struct ChainAccess {
     pub diamond: Address,
     /// The MOR token.
     pub mor_token: Address,
+    /// The chain configuration as loaded (its `rpc_urls` are the configured `ETH_NODE_ADDRESS` list,
+    /// which `DELETE /config/ethNode` returns to); the `/wallet` routes build senders from it.
+    pub config: Arc<ChainConfig>,
 }
 
 impl ChainAccess {
-    /// The chain of `config`, reached through `rpc`.
+    /// The chain of `config`, reached through `rpc`. Pass the configuration as loaded, even when `rpc`
+    /// was connected to stored URLs ([`eth_node::load_stored_eth_nodes`]).
     pub fn new(rpc: Rpc, config: &ChainConfig) -> Self {
-        Self { rpc, chain_id: config.chain_id, diamond: config.diamond, mor_token: config.mor_token }
+        Self {
+            rpc,
+            chain_id: config.chain_id,
+            diamond: config.diamond,
+            mor_token: config.mor_token,
+            config: Arc::new(config.clone()),
+        }
     }
 }
 
@@ -185,6 +203,12 @@ impl ApiState {
                 "this node runs without a chain connection",
             )
         })
+    }
+
+    /// The node's data directory (`PROXY_STORAGE_PATH`, as `/config` shows it), where the API keeps
+    /// the wallet key file and the stored RPC URLs.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(&self.config.config.proxy.storage_path)
     }
 
     /// The wallet's signer, or 503 `no_wallet` when no key is configured or set.
@@ -242,6 +266,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     // Each resource module merges its `Doc` here: `doc.merge(module::Doc::openapi());`
     let mut doc = ApiDoc::openapi();
     doc.merge(registry::Doc::openapi());
+    doc.merge(sessions::Doc::openapi());
+    doc.merge(wallet::Doc::openapi());
+    doc.merge(eth_node::Doc::openapi());
     doc
 }
 
@@ -260,6 +287,9 @@ pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .merge(system::router(&auth))
         .merge(registry::router(&auth))
+        .merge(sessions::router(&auth))
+        .merge(wallet::router(&auth))
+        .merge(eth_node::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

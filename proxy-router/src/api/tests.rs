@@ -279,7 +279,54 @@ async fn config_needs_system_config_and_healthcheck_is_open() {
 /// The permission of every protected operation, as the reference's tables (go-proxy-router.md §1.1,
 /// §1.2, §1.6, §1.7) and ours for the routes the reference lacks. Operations the spec marks open
 /// (`security: [{}]`) are not listed.
-const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[("get", "/config", "system_config")];
+const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("get", "/config", "system_config"),
+    // §1.1
+    ("get", "/blockchain/providers", "get_providers"),
+    ("post", "/blockchain/providers", "create_provider"),
+    ("delete", "/blockchain/providers/{id}", "delete_provider"),
+    ("get", "/blockchain/providers/{id}/bids", "get_bids"),
+    ("get", "/blockchain/providers/{id}/bids/active", "get_bids"),
+    ("get", "/blockchain/models", "get_models"),
+    ("post", "/blockchain/models", "create_model"),
+    ("delete", "/blockchain/models/{id}", "delete_model"),
+    ("get", "/blockchain/models/{id}/bids", "get_bids"),
+    ("get", "/blockchain/models/{id}/bids/active", "get_bids"),
+    ("get", "/blockchain/models/{id}/bids/rated", "get_bids"),
+    ("post", "/blockchain/bids", "create_bid"),
+    ("get", "/blockchain/bids/{id}", "get_bids"),
+    ("delete", "/blockchain/bids/{id}", "delete_bids"),
+    // §1.2
+    ("get", "/blockchain/sessions/{id}", "get_sessions"),
+    ("post", "/blockchain/sessions/{id}/close", "close_session"),
+    ("get", "/blockchain/sessions/user", "get_sessions"),
+    ("get", "/blockchain/sessions/user/ids", "get_sessions"),
+    ("get", "/blockchain/sessions/provider", "get_sessions"),
+    ("get", "/blockchain/sessions/budget", "get_budget"),
+    ("get", "/blockchain/token/supply", "get_supply"),
+    ("get", "/proxy/sessions/{id}/providerClaimableBalance", "get_sessions"),
+    ("post", "/proxy/sessions/{id}/providerClaim", "session_provider_claim"),
+    ("get", "/blockchain/balance", "get_balance"),
+    ("get", "/blockchain/allowance", "get_allowance"),
+    ("post", "/blockchain/approve", "approve"),
+    ("post", "/blockchain/send/eth", "send_eth"),
+    ("post", "/blockchain/send/mor", "send_mor"),
+    ("get", "/blockchain/transactions", "get_transactions"),
+    ("get", "/blockchain/latestBlock", "get_latest_block"),
+    // §1.6
+    ("get", "/wallet", "get_wallet"),
+    ("post", "/wallet/privateKey", "set_wallet"),
+    ("post", "/wallet/mnemonic", "set_wallet"),
+    ("delete", "/wallet", "remove_wallet"),
+    // §1.7
+    ("post", "/config/ethNode", "system_config"),
+    ("delete", "/config/ethNode", "system_config"),
+    // Ours: the user's on-hold stake and its withdrawal, a provider's claimable sessions and claiming them.
+    ("get", "/blockchain/sessions/user/stakes-on-hold", "get_sessions"),
+    ("post", "/blockchain/sessions/user/withdraw-stakes", "withdraw_user_stakes"),
+    ("get", "/proxy/sessions/provider-claimable", "get_sessions"),
+    ("post", "/proxy/sessions/provider-claim-all", "session_provider_claim"),
+];
 
 /// Every operation of the spec: `(method, path, open)`.
 fn spec_operations() -> Vec<(String, String, bool)> {

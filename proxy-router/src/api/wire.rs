@@ -8,7 +8,7 @@
 //! - The core structs [`ProviderJson`], [`ModelJson`], [`BidJson`], [`SessionJson`] with the reference's
 //!   PascalCase keys and number encodings, built from the store's records.
 //! - [`PageQuery`]: `offset`, `limit`, `order` query parameters, validated with the field named.
-//! - The common wrappers ([`TxResponse`]).
+//! - The common wrappers ([`TxResponse`], [`StatusResponse`]).
 //!
 //! Addresses and hashes serialise as lower-case `0x` hex, as go-ethereum's `MarshalText` does (alloy's
 //! `Address` serialises checksummed, so addresses go through [`lower_address`]).
@@ -406,6 +406,21 @@ pub struct TxResponse {
     /// Transaction hash.
     #[schema(value_type = String, example = "0x5f7c…")]
     pub tx: B256,
+}
+
+/// `{"status": "ok"}`: the reference's answer of a setting that took effect (`OkRes()`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatusResponse {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+impl StatusResponse {
+    /// `{"status": "ok"}`.
+    pub fn ok() -> Self {
+        Self { status: "ok".to_owned() }
+    }
 }
 
 /// Pagination query parameters: `offset` (default 0), `limit` (default per route), `order`

@@ -21,6 +21,13 @@
 //! second node either accepts the same hash or answers "already known", which the sender treats as
 //! sent.
 //!
+//! # Replacing the endpoints
+//!
+//! [`Rpc::set_endpoints`] swaps the endpoint list of the shared transport, so every clone of the handle
+//! (the indexer, the senders, the API) uses the new URLs from its next request on; requests under way
+//! finish on the list they started with. [`probe_chain_id`] vets a single URL first (the API's
+//! `POST /config/ethNode`).
+//!
 //! # Subscriptions
 //!
 //! With `ETH_NODE_USE_SUBSCRIPTIONS`, [`Rpc::connect`] also opens a WebSocket provider on the first ws(s)
@@ -29,14 +36,14 @@
 //!
 //! URLs are only ever shown redacted ([`redact_url`]): hosted RPC providers put the API key in the path.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::pubsub::{PubSubConnect, Subscription};
 use alloy::rpc::client::RpcClient;
-use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
+use alloy::rpc::json_rpc::{Id, Request, RequestPacket, ResponsePacket, ResponsePayload, SerializedRequest};
 use alloy::rpc::types::Header;
 use alloy::transports::http::reqwest;
 use alloy::transports::http::Http;
@@ -145,6 +152,16 @@ impl Rpc {
     pub fn endpoints(&self) -> Vec<EndpointStatus> {
         self.transport.status()
     }
+
+    /// Makes every clone of this handle (the indexer's provider, each wallet's sender, the API) send its
+    /// next requests to `urls`, in this order, with the same timeout and failover policy. Requests under
+    /// way finish where they started. The WebSocket subscription provider ([`Rpc::pubsub`]) is not
+    /// replaced: it keeps following new heads on the URL it was opened on. On error nothing changes.
+    pub fn set_endpoints(&self, urls: &[Url]) -> Result<(), ChainError> {
+        self.transport.replace(urls)?;
+        tracing::info!(endpoints = ?self.transport.labels(), "RPC endpoints replaced");
+        Ok(())
+    }
 }
 
 /// Opens a WebSocket provider on the first ws(s) URL that connects within `timeout`.
@@ -184,10 +201,19 @@ pub fn redact_url(url: &Url) -> String {
     format!("{}://{host}{port}{rest}", url.scheme())
 }
 
-/// Ordered-failover transport over several endpoints (see the module docs). Cheap to clone.
+/// Ordered-failover transport over several endpoints (see the module docs). Cheap to clone; clones
+/// share the endpoint list, which [`FailoverTransport::replace`] swaps for every clone at once.
 #[derive(Clone)]
 pub struct FailoverTransport {
-    inner: Arc<Failover>,
+    shared: Arc<Shared>,
+}
+
+/// The current endpoint list. A request takes the list it starts with (a cheap `Arc` clone) and keeps
+/// it to the end, so a replacement never disturbs a request in flight.
+struct Shared {
+    current: RwLock<Arc<Failover>>,
+    request_timeout: Duration,
+    policy: FailoverPolicy,
 }
 
 struct Failover {
@@ -222,31 +248,8 @@ impl FailoverTransport {
     /// One endpoint per URL (http, https, ws, wss), tried in this order. Each request to one endpoint
     /// is bounded by `request_timeout`.
     pub fn new(urls: &[Url], request_timeout: Duration, policy: FailoverPolicy) -> Result<Self, ChainError> {
-        if urls.is_empty() {
-            return Err(ChainError::Endpoint { url: String::new(), reason: "no RPC URL configured".into() });
-        }
-        let client = reqwest::Client::builder()
-            .connect_timeout(request_timeout)
-            .timeout(request_timeout)
-            .build()
-            .map_err(|e| ChainError::Endpoint { url: String::new(), reason: format!("HTTP client: {e}") })?;
-        let mut endpoints = Vec::with_capacity(urls.len());
-        for url in urls {
-            let backend = match url.scheme() {
-                "http" | "https" => {
-                    Backend::Ready(BoxTransport::new(Http::with_client(client.clone(), url.clone())))
-                }
-                "ws" | "wss" => Backend::Ws { url: url.clone(), connection: tokio::sync::Mutex::new(None) },
-                other => {
-                    return Err(ChainError::Endpoint {
-                        url: redact_url(url),
-                        reason: format!("unsupported scheme {other:?} (use http, https, ws or wss)"),
-                    })
-                }
-            };
-            endpoints.push(Endpoint { label: redact_url(url), backend, health: Mutex::default() });
-        }
-        Ok(Self { inner: Arc::new(Failover { endpoints, request_timeout, policy }) })
+        let endpoints = endpoints_for(urls, request_timeout)?;
+        Ok(Self::from_endpoints(endpoints, request_timeout, policy))
     }
 
     /// Failover over ready-made transports, e.g. test doubles that fail on purpose.
@@ -255,21 +258,46 @@ impl FailoverTransport {
         request_timeout: Duration,
         policy: FailoverPolicy,
     ) -> Self {
-        let endpoints = transports
-            .into_iter()
-            .map(|(label, transport)| Endpoint {
-                label,
-                backend: Backend::Ready(transport),
-                health: Mutex::default(),
-            })
-            .collect();
-        Self { inner: Arc::new(Failover { endpoints, request_timeout, policy }) }
+        Self::from_endpoints(ready_endpoints(transports), request_timeout, policy)
+    }
+
+    fn from_endpoints(endpoints: Vec<Endpoint>, request_timeout: Duration, policy: FailoverPolicy) -> Self {
+        let failover = Arc::new(Failover { endpoints, request_timeout, policy });
+        Self { shared: Arc::new(Shared { current: RwLock::new(failover), request_timeout, policy }) }
+    }
+
+    /// Replaces the endpoint list of this transport and of every clone (same timeout and policy; the
+    /// new endpoints start healthy). Requests already under way finish on the old list. On error the
+    /// list is unchanged.
+    pub fn replace(&self, urls: &[Url]) -> Result<(), ChainError> {
+        let endpoints = endpoints_for(urls, self.shared.request_timeout)?;
+        self.swap(endpoints);
+        Ok(())
+    }
+
+    /// Like [`FailoverTransport::replace`] with ready-made transports (test doubles).
+    pub fn replace_transports(&self, transports: Vec<(String, BoxTransport)>) {
+        self.swap(ready_endpoints(transports));
+    }
+
+    fn swap(&self, endpoints: Vec<Endpoint>) {
+        let failover = Arc::new(Failover {
+            endpoints,
+            request_timeout: self.shared.request_timeout,
+            policy: self.shared.policy,
+        });
+        *self.shared.current.write().unwrap_or_else(PoisonError::into_inner) = failover;
+    }
+
+    /// The endpoint list requests go to now.
+    fn current(&self) -> Arc<Failover> {
+        Arc::clone(&self.shared.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The health of every endpoint in configured order.
     pub fn status(&self) -> Vec<EndpointStatus> {
         let now = Instant::now();
-        self.inner
+        self.current()
             .endpoints
             .iter()
             .map(|endpoint| {
@@ -286,8 +314,77 @@ impl FailoverTransport {
             .collect()
     }
 
-    fn labels(&self) -> Vec<&str> {
-        self.inner.endpoints.iter().map(|e| e.label.as_str()).collect()
+    fn labels(&self) -> Vec<String> {
+        self.current().endpoints.iter().map(|e| e.label.clone()).collect()
+    }
+}
+
+/// One endpoint per URL, refusing schemes other than http, https, ws and wss.
+fn endpoints_for(urls: &[Url], request_timeout: Duration) -> Result<Vec<Endpoint>, ChainError> {
+    if urls.is_empty() {
+        return Err(ChainError::Endpoint { url: String::new(), reason: "no RPC URL configured".into() });
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(request_timeout)
+        .timeout(request_timeout)
+        .build()
+        .map_err(|e| ChainError::Endpoint { url: String::new(), reason: format!("HTTP client: {e}") })?;
+    urls.iter()
+        .map(|url| {
+            let backend = match url.scheme() {
+                "http" | "https" => {
+                    Backend::Ready(BoxTransport::new(Http::with_client(client.clone(), url.clone())))
+                }
+                "ws" | "wss" => Backend::Ws { url: url.clone(), connection: tokio::sync::Mutex::new(None) },
+                other => {
+                    return Err(ChainError::Endpoint {
+                        url: redact_url(url),
+                        reason: format!("unsupported scheme {other:?} (use http, https, ws or wss)"),
+                    })
+                }
+            };
+            Ok(Endpoint { label: redact_url(url), backend, health: Mutex::default() })
+        })
+        .collect()
+}
+
+fn ready_endpoints(transports: Vec<(String, BoxTransport)>) -> Vec<Endpoint> {
+    transports
+        .into_iter()
+        .map(|(label, transport)| Endpoint {
+            label,
+            backend: Backend::Ready(transport),
+            health: Mutex::default(),
+        })
+        .collect()
+}
+
+/// Asks `url` alone for `eth_chainId`, within `timeout` (connection included). Used to vet a URL
+/// before the node switches to it; the error's reason is short and never contains the URL's path.
+pub async fn probe_chain_id(url: &Url, timeout: Duration) -> Result<u64, ChainError> {
+    let failed = |reason: String| ChainError::Endpoint { url: redact_url(url), reason };
+    let endpoints = endpoints_for(std::slice::from_ref(url), timeout)?;
+    let Some(endpoint) = endpoints.into_iter().next() else {
+        return Err(failed("no endpoint".into()));
+    };
+    let request: SerializedRequest = Request::new("eth_chainId", Id::Number(1), ())
+        .try_into()
+        .map_err(|e: serde_json::Error| failed(format!("cannot serialise the request: {e}")))?;
+    let response = match tokio::time::timeout(timeout, endpoint.call(RequestPacket::Single(request))).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => return Err(failed(describe_failure(&error))),
+        Err(_) => return Err(failed(format!("no answer within {timeout:?}"))),
+    };
+    let ResponsePacket::Single(response) = response else {
+        return Err(failed("answered a batch to a single request".into()));
+    };
+    match response.payload {
+        ResponsePayload::Success(raw) => serde_json::from_str::<alloy::primitives::U64>(raw.get())
+            .map(|id| id.to::<u64>())
+            .map_err(|_| failed("answered eth_chainId with something that is not a chain id".into())),
+        ResponsePayload::Failure(error) => {
+            Err(failed(format!("answered eth_chainId with error {}: {}", error.code, error.message)))
+        }
     }
 }
 
@@ -459,8 +556,8 @@ impl tower::Service<RequestPacket> for FailoverTransport {
     }
 
     fn call(&mut self, request: RequestPacket) -> Self::Future {
-        let inner = Arc::clone(&self.inner);
-        Box::pin(async move { inner.request(request).await })
+        let failover = self.current();
+        Box::pin(async move { failover.request(request).await })
     }
 }
 
@@ -661,6 +758,63 @@ mod tests {
         first.set(Behaviour::Answer(1));
         let response = tower::Service::call(&mut transport, request()).await.unwrap();
         assert_eq!(answer(&response).as_deref(), Some("\"0x1\""));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replacing_the_endpoints_reaches_every_clone_and_resets_health() {
+        let old = Double::new(Behaviour::Refuse);
+        let backup = Double::new(Behaviour::Answer(1));
+        let transport = failover(&[&old, &backup], Duration::from_secs(5));
+        let mut clone = transport.clone();
+        tower::Service::call(&mut clone, request()).await.unwrap();
+        assert!(!transport.status()[0].healthy);
+
+        let new = Double::new(Behaviour::Answer(9));
+        transport.replace_transports(vec![("new".to_owned(), BoxTransport::new(new.clone()))]);
+        let response = tower::Service::call(&mut clone, request()).await.unwrap();
+        assert_eq!(answer(&response).as_deref(), Some("\"0x9\""));
+        assert_eq!((old.calls(), backup.calls(), new.calls()), (1, 1, 1));
+        let status = clone.status();
+        assert_eq!(status.len(), 1);
+        assert_eq!((status[0].url.as_str(), status[0].healthy, status[0].successes), ("new", true, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_under_way_finishes_on_the_list_it_started_with() {
+        let slow = Double::new(Behaviour::Hang);
+        let transport = failover(&[&slow], Duration::from_secs(5));
+        let mut clone = transport.clone();
+        let pending = tokio::spawn(async move { tower::Service::call(&mut clone, request()).await });
+        tokio::task::yield_now().await;
+        assert_eq!(slow.calls(), 1);
+        let new = Double::new(Behaviour::Answer(3));
+        transport.replace_transports(vec![("new".to_owned(), BoxTransport::new(new.clone()))]);
+        // The old request times out on the old endpoint instead of moving to the new list.
+        let error = pending.await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("all 1 RPC endpoint(s) failed: node0"), "{error}");
+        assert_eq!(new.calls(), 0);
+    }
+
+    #[test]
+    fn a_bad_replacement_leaves_the_list_unchanged() {
+        let first = Double::new(Behaviour::Answer(1));
+        let transport = failover(&[&first], Duration::from_secs(5));
+        let url: Url = "ftp://example.com".parse().unwrap();
+        let error = transport.replace(&[url]).unwrap_err();
+        assert!(error.to_string().contains("unsupported scheme"), "{error}");
+        assert!(transport.replace(&[]).is_err());
+        assert_eq!(transport.labels(), vec!["node0".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn probe_names_the_failure_without_the_url_path() {
+        // Nothing listens on a port we bound and released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url: Url = format!("http://127.0.0.1:{port}/v2/SECRET").parse().unwrap();
+        let error = probe_chain_id(&url, Duration::from_secs(2)).await.unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("connection failed"), "{text}");
+        assert!(!text.contains("SECRET"), "{text}");
     }
 
     #[test]
