@@ -23,7 +23,7 @@
 //!
 //! One repository per aggregate is reachable from [`Store`]: [`Store::providers`],
 //! [`Store::models`], [`Store::bids`], [`Store::sessions`], [`Store::stats`] and
-//! [`Store::indexer`]. Each reads by id and lists with filters and `(offset, limit)` pagination
+//! [`Store::indexer`]; the consumer role keeps its own records in [`Store::consumer_sessions`]. Each reads by id and lists with filters and `(offset, limit)` pagination
 //! ([`Page`] → [`Paged`], with the total, like the contracts' getters).
 //!
 //! # Atomic writes of the indexer
@@ -72,6 +72,7 @@
 
 mod bids;
 mod codec;
+mod consumer_sessions;
 mod error;
 mod indexer;
 mod models;
@@ -94,6 +95,7 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 pub use bids::BidsRepo;
+pub use consumer_sessions::{ConsumerSession, ConsumerSessionsRepo, PromptStats, SessionStats};
 pub use error::StoreError;
 pub use indexer::{IndexerRepo, PruneReport};
 pub use models::ModelsRepo;
@@ -224,6 +226,11 @@ impl Store {
     /// Provider-model and model statistics.
     pub fn stats(&self) -> StatsRepo<'_> {
         StatsRepo { pool: &self.pool }
+    }
+
+    /// The consumer role's own records of its sessions (endpoint, key, failover, statistics).
+    pub fn consumer_sessions(&self) -> ConsumerSessionsRepo<'_> {
+        ConsumerSessionsRepo { pool: &self.pool }
     }
 
     /// The indexer's cursor, block hashes, event log, journal and source.
