@@ -155,3 +155,138 @@ async fn run_serves_the_api_with_the_admin_cookie_it_creates() {
     assert_eq!(ui.status, 200);
     assert!(ui.body.contains("swagger-ui"), "{}", ui.body);
 }
+
+/// Polls `url` with curl (admin credentials) until `done` holds for the JSON answer, up to 30 s.
+fn wait_for_json(cookie: &str, url: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = curl(&["-u", cookie, url]).unwrap();
+        if answer.status == 200 {
+            let json = answer.json().unwrap();
+            if done(&json) {
+                return json;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} never reached the expected state: {} {}",
+            answer.status,
+            answer.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_onboards_with_curl_and_a_second_router_sees_the_same_data() {
+    let chain = ChainFixture::start().await.unwrap();
+    // anvil account 3, funded with MOR; its key is given to the provider's router.
+    let key = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+    let provider_address = "0x90f79bf6eb2c4f870365e785982e1f101e93b906";
+    chain.give_mor(provider_address.parse().unwrap(), U256::from(10 * MOR)).await.unwrap();
+
+    let provider_dir = tempfile::tempdir().unwrap();
+    let vars = env(&chain, provider_dir.path(), &[("WALLET_PRIVATE_KEY", key.to_owned())]);
+    let provider = RouterProcess::start(&vars, provider_dir.path()).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = RouterProcess::start(&env(&chain, other_dir.path(), &[]), other_dir.path()).unwrap();
+    let cookie = std::fs::read_to_string(provider_dir.path().join(".cookie")).unwrap().trim().to_owned();
+    let other_cookie = std::fs::read_to_string(other_dir.path().join(".cookie")).unwrap().trim().to_owned();
+    let post = |path: &str, body: &str| {
+        curl(&[
+            "-u",
+            &cookie,
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            body,
+            &provider.url(path),
+        ])
+        .unwrap()
+    };
+
+    // Register the provider, a model and a bid: the curl lines an operator would type.
+    let registered = post(
+        "/blockchain/providers",
+        r#"{"stake": "200000000000000000", "endpoint": "provider.example:3333"}"#,
+    );
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let registered = registered.json().unwrap();
+    assert_eq!(registered["provider"]["Address"], provider_address);
+    assert_eq!(registered["provider"]["Stake"], "200000000000000000");
+
+    let model = post(
+        "/blockchain/models",
+        r#"{"ipfsID": "0x0000000000000000000000000000000000000000000000000000000000000abc", "fee": 0,
+            "stake": "100000000000000000", "name": "llama-curl", "tags": ["llm"]}"#,
+    );
+    assert_eq!(model.status, 200, "{}", model.body);
+    let model = model.json().unwrap();
+    let model_id = model["model"]["Id"].as_str().unwrap().to_owned();
+    assert_eq!(model["model"]["Name"], "llama-curl");
+    assert_eq!(model["model"]["ModelType"], "LLM");
+
+    let bid = post(
+        "/blockchain/bids",
+        &format!(r#"{{"modelID": "{model_id}", "pricePerSecond": "10000000000000"}}"#),
+    );
+    assert_eq!(bid.status, 200, "{}", bid.body);
+    let bid = bid.json().unwrap();
+    let bid_id = bid["bid"]["Id"].as_str().unwrap().to_owned();
+    assert_eq!(bid["bid"]["Provider"], provider_address);
+    assert_eq!(bid["bid"]["PricePerSecond"], "10000000000000");
+
+    // Both routers list the same provider, model and bid once their indexers reached the block.
+    let has = |key: &'static str, field: &'static str, value: String| {
+        move |json: &serde_json::Value| {
+            json[key].as_array().is_some_and(|items| items.iter().any(|item| item[field] == value.as_str()))
+        }
+    };
+    for (router, cookie) in [(&provider, &cookie), (&other, &other_cookie)] {
+        let providers = wait_for_json(
+            cookie,
+            &router.url("/blockchain/providers"),
+            has("providers", "Address", provider_address.into()),
+        );
+        let models =
+            wait_for_json(cookie, &router.url("/blockchain/models"), has("models", "Id", model_id.clone()));
+        let bids = wait_for_json(
+            cookie,
+            &router.url(&format!("/blockchain/models/{model_id}/bids/active")),
+            has("bids", "Id", bid_id.clone()),
+        );
+        assert_eq!(providers["providers"][0]["Endpoint"], "provider.example:3333");
+        assert_eq!(models["models"].as_array().unwrap().len(), 1);
+        assert_eq!(bids["bids"][0], bid["bid"]);
+    }
+
+    // Delete the bid: both routers stop listing it as active.
+    let deleted =
+        curl(&["-u", &cookie, "-X", "DELETE", &provider.url(&format!("/blockchain/bids/{bid_id}"))]).unwrap();
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert!(deleted.json().unwrap()["tx"].as_str().unwrap().starts_with("0x"));
+    for (router, cookie) in [(&provider, &cookie), (&other, &other_cookie)] {
+        let active = wait_for_json(
+            cookie,
+            &router.url(&format!("/blockchain/models/{model_id}/bids/active")),
+            |json| json["bids"].as_array().is_some_and(Vec::is_empty),
+        );
+        assert_eq!(active, serde_json::json!({"bids": []}));
+        let bid = wait_for_json(cookie, &router.url(&format!("/blockchain/bids/{bid_id}")), |json| {
+            json["bid"]["DeletedAt"] != "0"
+        });
+        assert_eq!(bid["bid"]["Id"], bid_id.as_str());
+    }
+
+    // The second router has no wallet: it reads the same chain but cannot write.
+    let refused = curl(&[
+        "-u", &other_cookie, "-X", "POST", "-H", "content-type: application/json",
+        "-d", r#"{"modelID": "0x0000000000000000000000000000000000000000000000000000000000000001", "pricePerSecond": 1}"#,
+        &other.url("/blockchain/bids"),
+    ])
+    .unwrap();
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.json().unwrap()["code"], "no_wallet");
+}
