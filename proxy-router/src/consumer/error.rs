@@ -94,6 +94,15 @@ pub enum ConsumerError {
         reason: String,
     },
 
+    /// The session's provider failed before answering and no other provider could take over.
+    #[error("{original}; failover to another provider failed: {reason}")]
+    FailoverFailed {
+        /// The provider's failure.
+        original: String,
+        /// Why no replacement session could be opened.
+        reason: String,
+    },
+
     /// The client's request is invalid.
     #[error("invalid `{field}`: {reason}")]
     BadRequest {
@@ -138,6 +147,15 @@ pub enum ConsumerError {
     /// The bid is this node's own (a provider cannot buy from itself).
     #[error("bid {0} is this node's own bid")]
     OwnBid(B256),
+
+    /// The wallet holds less MOR than the session needs.
+    #[error("insufficient MOR: the session needs {needed} wei, the wallet holds {available}")]
+    InsufficientFunds {
+        /// The stake or payment.
+        needed: alloy::primitives::U256,
+        /// The wallet's balance.
+        available: alloy::primitives::U256,
+    },
 
     /// The provider of a bid is not registered (or deregistered).
     #[error("provider {0} is not registered")]
