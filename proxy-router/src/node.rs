@@ -1,13 +1,14 @@
 //! The composition root: builds the node's shared parts from a validated [`Config`] and supervises its
 //! background tasks until cancelled.
 //!
-//! Start-up, in order (any failure is returned before anything runs): the chain checks
-//! ([`chain::startup::verify`]), the store, the API's auth files (`proxy.conf` and the admin `.cookie`,
+//! Start-up, in order (any failure is returned before anything runs): the consumer's
+//! `rating-config.json`, the chain checks ([`chain::startup::verify`]), the store, the API's auth files (`proxy.conf` and the admin `.cookie`,
 //! created on first start), the wallet (from the configuration, else the key file the API writes), the
 //! RPC URLs (the list set through the API, else the configured one), the indexer (over a WebSocket
 //! new-heads subscription when configured, polling otherwise), and the HTTP API bound on `WEB_ADDRESS`.
-//! Then the indexer and the HTTP server run until `cancel` fires or one of them stops; the other is
-//! then stopped too. The provider and consumer roles join here with their issues.
+//! Then the indexer, the HTTP server and the consumer's background work (session recovery, then the
+//! expiry sweeper, [`Consumer::run`]) run until `cancel` fires or one of them stops; the others are
+//! then stopped too. The provider role joins here with its issue.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::api::auth::{AuthConfig, AuthError, AuthStore};
 use crate::api::{self, stored, ApiLimits, ApiState, ChainAccess, ConfigResponse};
 use crate::chain::{self, Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource};
 use crate::config::{ChainConfig, Config};
+use crate::consumer::{Consumer, ConsumerError, ConsumerSettings};
 use crate::index::{IndexError, Indexer, IndexerOptions};
 use crate::store::{Store, StoreError};
 
@@ -37,6 +39,9 @@ pub enum NodeError {
     /// A file the API keeps (the wallet key set at runtime, the RPC URLs) could not be read.
     #[error(transparent)]
     Stored(#[from] crate::api::stored::StoredFileError),
+    /// The consumer role's configuration is invalid (`RATING_CONFIG_PATH`).
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
     /// The API's auth files could not be read or created.
     #[error("API auth: {0}")]
     Auth(#[from] AuthError),
@@ -83,6 +88,7 @@ pub fn api_limits(config: &Config) -> ApiLimits {
 
 /// Runs the node until `cancel` fires. Start-up problems are returned before anything runs.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeError> {
+    let consumer_settings = ConsumerSettings::from_config(&config)?;
     let data_dir = &config.store.storage_path;
     // RPC URLs set through `POST /config/ethNode` replace the configured ones until deleted.
     let rpc = match stored::load_eth_nodes(data_dir)? {
@@ -121,13 +127,16 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
         tokio::net::TcpListener::bind(address).await.map_err(|source| NodeError::Http { address, source })?;
     let bound = listener.local_addr().map_err(|source| NodeError::Http { address, source })?;
     let wallet_address = wallet.get().map(|s| s.address());
+    let consumer = Consumer::new(store.clone(), rpc.clone(), wallet.clone(), consumer_settings);
     let state = ApiState {
         limits: api_limits(&config),
         ..ApiState::new(store, indexer.status(), ConfigResponse::new(&config, wallet_address), auth)
     }
     .with_chain(ChainAccess::new(rpc, &config.chain))
-    .with_wallet(wallet);
+    .with_wallet(wallet)
+    .with_consumer(consumer.clone());
 
+    let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
     let indexer_task = tokio::spawn(indexer.run(cancel.clone()));
     let shutdown = cancel.clone();
     let http_task = tokio::spawn(async move {
@@ -137,7 +146,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     tracing::info!(%bound, "HTTP API listening on http://{bound} (Swagger UI at /swagger/index.html)");
     println!("proxy-router: HTTP API listening on http://{bound}");
 
-    let (indexer_done, http_done) = tokio::join!(
+    let (indexer_done, http_done, consumer_done) = tokio::join!(
         async {
             let result = indexer_task.await;
             cancel.cancel();
@@ -147,8 +156,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             let result = http_task.await;
             cancel.cancel();
             result
+        },
+        async {
+            let result = consumer_task.await;
+            cancel.cancel();
+            result
         }
     );
+    consumer_done.map_err(|e| NodeError::TaskFailed { task: "consumer", reason: e.to_string() })?;
     indexer_done.map_err(|e| NodeError::TaskFailed { task: "indexer", reason: e.to_string() })?;
     http_done
         .map_err(|e| NodeError::TaskFailed { task: "http", reason: e.to_string() })?

@@ -30,6 +30,9 @@ pub mod rating_config;
 pub mod reads;
 pub mod relay;
 
+#[cfg(test)]
+pub(crate) mod test_support;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
