@@ -47,4 +47,5 @@ pub mod consumer;
 pub mod index;
 pub mod node;
 pub mod protocol;
+pub mod provider;
 pub mod store;

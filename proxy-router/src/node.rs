@@ -1,14 +1,16 @@
 //! The composition root: builds the node's shared parts from a validated [`Config`] and supervises its
 //! background tasks until cancelled.
 //!
-//! Start-up, in order (any failure is returned before anything runs): the consumer's
-//! `rating-config.json`, the chain checks ([`chain::startup::verify`]), the store, the API's auth files (`proxy.conf` and the admin `.cookie`,
+//! Start-up, in order (any failure is returned before anything runs): the chain checks
+//! ([`chain::startup::verify`]), the store, the API's auth files (`proxy.conf` and the admin `.cookie`,
 //! created on first start), the wallet (from the configuration, else the key file the API writes), the
 //! RPC URLs (the list set through the API, else the configured one), the indexer (over a WebSocket
-//! new-heads subscription when configured, polling otherwise), and the HTTP API bound on `WEB_ADDRESS`.
-//! Then the indexer, the HTTP server and the consumer's background work (session recovery, then the
-//! expiry sweeper, [`Consumer::run`]) run until `cancel` fires or one of them stops; the others are
-//! then stopped too. The provider role joins here with its issue.
+//! new-heads subscription when configured, polling otherwise), the HTTP API bound on `WEB_ADDRESS`, and,
+//! when a wallet is set, the provider's MOR-RPC listener on `PROXY_ADDRESS`. The models config and the
+//! consumer's `rating-config.json` are loaded and validated first of all (a bad entry stops start-up
+//! naming it). Then the indexer, the HTTP server, the provider server and the consumer's background
+//! work (session recovery, then the expiry sweeper, [`Consumer::run`]) run until `cancel` fires or one
+//! of them stops; the others are then stopped too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use crate::chain::{self, Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource
 use crate::config::{ChainConfig, Config};
 use crate::consumer::{Consumer, ConsumerError, ConsumerSettings};
 use crate::index::{IndexError, Indexer, IndexerOptions};
+use crate::provider::{Models, ModelsConfigError, Provider, ProviderError, ProviderOptions, ProviderServer};
 use crate::store::{Store, StoreError};
 
 /// Why the node could not start or stopped.
@@ -42,6 +45,12 @@ pub enum NodeError {
     /// The consumer role's configuration is invalid (`RATING_CONFIG_PATH`).
     #[error(transparent)]
     Consumer(#[from] ConsumerError),
+    /// `models-config.json` (or `MODELS_CONFIG_CONTENT`) is invalid; the error names the entry.
+    #[error(transparent)]
+    Models(#[from] ModelsConfigError),
+    /// The provider could not start (its listener on `PROXY_ADDRESS`, its backend client).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
     /// The API's auth files could not be read or created.
     #[error("API auth: {0}")]
     Auth(#[from] AuthError),
@@ -89,6 +98,7 @@ pub fn api_limits(config: &Config) -> ApiLimits {
 /// Runs the node until `cancel` fires. Start-up problems are returned before anything runs.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeError> {
     let consumer_settings = ConsumerSettings::from_config(&config)?;
+    let models = Models::load(&config.provider)?;
     let data_dir = &config.store.storage_path;
     // RPC URLs set through `POST /config/ethNode` replace the configured ones until deleted.
     let rpc = match stored::load_eth_nodes(data_dir)? {
@@ -126,6 +136,29 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|source| NodeError::Http { address, source })?;
     let bound = listener.local_addr().map_err(|source| NodeError::Http { address, source })?;
+    // A provider signs approvals, chunks and reports: it serves only when a wallet is set at start
+    // (a wallet replaced later through the API is used from then on).
+    let provider_server = match wallet.get() {
+        Some(_) => {
+            let provider = Provider::new(
+                ProviderOptions::from_config(&config),
+                store.clone(),
+                rpc.clone(),
+                wallet.clone(),
+                models,
+            )?;
+            let server = ProviderServer::bind(provider).await?;
+            let proxy = server.local_addr()?;
+            tracing::info!(%proxy, "MOR-RPC provider listening");
+            println!("proxy-router: MOR-RPC listening on {proxy}");
+            Some(server)
+        }
+        None => {
+            tracing::warn!("no wallet: the provider's MOR-RPC server (PROXY_ADDRESS) is not started");
+            None
+        }
+    };
+
     let wallet_address = wallet.get().map(|s| s.address());
     let consumer = Consumer::new(store.clone(), rpc.clone(), wallet.clone(), consumer_settings);
     let state = ApiState {
@@ -146,7 +179,16 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     tracing::info!(%bound, "HTTP API listening on http://{bound} (Swagger UI at /swagger/index.html)");
     println!("proxy-router: HTTP API listening on http://{bound}");
 
-    let (indexer_done, http_done, consumer_done) = tokio::join!(
+    let provider_cancel = cancel.clone();
+    let provider_task = tokio::spawn(async move {
+        if let Some(server) = provider_server {
+            server.run(provider_cancel.clone()).await;
+            // The server only returns when cancelled.
+            provider_cancel.cancel();
+        }
+    });
+
+    let (indexer_done, http_done, provider_done, consumer_done) = tokio::join!(
         async {
             let result = indexer_task.await;
             cancel.cancel();
@@ -158,6 +200,13 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             result
         },
         async {
+            let result = provider_task.await;
+            if result.is_err() {
+                cancel.cancel();
+            }
+            result
+        },
+        async {
             let result = consumer_task.await;
             cancel.cancel();
             result
@@ -165,6 +214,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     );
     consumer_done.map_err(|e| NodeError::TaskFailed { task: "consumer", reason: e.to_string() })?;
     indexer_done.map_err(|e| NodeError::TaskFailed { task: "indexer", reason: e.to_string() })?;
+    provider_done.map_err(|e| NodeError::TaskFailed { task: "provider", reason: e.to_string() })?;
     http_done
         .map_err(|e| NodeError::TaskFailed { task: "http", reason: e.to_string() })?
         .map_err(|source| NodeError::Http { address: bound, source })

@@ -16,6 +16,8 @@ use crate::repo_root;
 
 /// The line prefix the node prints once its HTTP API listens.
 pub const LISTENING: &str = "proxy-router: HTTP API listening on http://";
+/// The line prefix the node prints once its provider's MOR-RPC server listens (before [`LISTENING`]).
+pub const MOR_RPC_LISTENING: &str = "proxy-router: MOR-RPC listening on ";
 
 /// The `proxy-router` binary, built (or found up to date) by cargo.
 pub fn binary() -> anyhow::Result<PathBuf> {
@@ -31,8 +33,8 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     Ok(target.join("debug").join("proxy-router"))
 }
 
-/// The router's environment for `chain` with its state in `storage` and the API on a free loopback
-/// port; `overrides` replace or add variables.
+/// The router's environment for `chain` with its state in `storage`, and the API and the provider's
+/// MOR-RPC server on free loopback ports; `overrides` replace or add variables.
 pub fn router_env(
     chain: &ChainFixture,
     storage: &Path,
@@ -50,6 +52,7 @@ pub fn router_env(
         ("INDEXER_CONFIRMATIONS".to_owned(), "0".to_owned()),
         ("ETH_NODE_POLLING_INTERVAL".to_owned(), "200ms".to_owned()),
         ("WEB_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
+        ("PROXY_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
     ];
     for (name, value) in overrides {
         vars.retain(|(n, _)| n != name);
@@ -71,6 +74,8 @@ pub struct RouterProcess {
     child: Child,
     /// Where its HTTP API listens.
     pub api: SocketAddr,
+    /// Where its provider's MOR-RPC server listens (only with a wallet).
+    pub proxy: Option<SocketAddr>,
 }
 
 impl RouterProcess {
@@ -80,14 +85,22 @@ impl RouterProcess {
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut proxy = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix(MOR_RPC_LISTENING) {
+                    proxy = Some(addr.trim().to_owned());
+                }
                 if let Some(addr) = line.strip_prefix(LISTENING) {
-                    let _ = tx.send(addr.trim().to_owned());
+                    let _ = tx.send((addr.trim().to_owned(), proxy.clone()));
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => Ok(Self { child, api: addr.parse().with_context(|| format!("bad address {addr}"))? }),
+            Ok((addr, proxy)) => Ok(Self {
+                child,
+                api: addr.parse().with_context(|| format!("bad address {addr}"))?,
+                proxy: proxy.map(|p| p.parse().with_context(|| format!("bad address {p}"))).transpose()?,
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait()?;

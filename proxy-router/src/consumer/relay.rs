@@ -39,7 +39,7 @@ use super::client::{Chunk, PromptStream, ProviderKey};
 use super::error::ConsumerError;
 use super::open::{OpenRequest, MIN_SESSION_DURATION};
 use super::{unix_now, Consumer};
-use crate::store::{ConsumerSession, PromptStats, SessionStats};
+use crate::store::{AnsweredPrompt, ConsumerSession, SessionStats};
 
 /// How many times one request may fail over to another provider.
 pub const MAX_FAILOVERS: usize = 2;
@@ -352,10 +352,10 @@ impl Tally {
         }
     }
 
-    fn stats(&self, ttft: Duration, wall: Duration) -> PromptStats {
+    fn stats(&self, ttft: Duration, wall: Duration) -> AnsweredPrompt {
         let output = self.completion_tokens.unwrap_or(self.content_chunks);
         let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX).max(1);
-        PromptStats {
+        AnsweredPrompt {
             tps_scaled1000: output.saturating_mul(1_000_000) / wall_ms,
             ttft_ms: u64::try_from(ttft.as_millis()).unwrap_or(u64::MAX),
             input_tokens: self.prompt_tokens.unwrap_or(0),
@@ -431,7 +431,7 @@ impl Answer {
     }
 }
 
-async fn record(consumer: &Consumer, session_id: B256, stats: PromptStats) {
+async fn record(consumer: &Consumer, session_id: B256, stats: AnsweredPrompt) {
     if let Err(e) = consumer.store().consumer_sessions().add_prompt(session_id, stats).await {
         tracing::warn!(session = %session_id, error = %e, "cannot record prompt statistics");
     }

@@ -1,7 +1,7 @@
 //! The `consumer_sessions` table: [`ConsumerSessionsRepo`], the consumer role's durable record of the
 //! sessions this node uses as a consumer ([`ConsumerSession`]): the provider's endpoint and public
 //! key, the failover and direct-payment choices, the failover successor, and the consumer's own
-//! statistics ([`PromptStats`], summed with atomic updates).
+//! statistics ([`AnsweredPrompt`], summed with atomic updates).
 
 use alloy::primitives::{Address, Bytes, B256, U256};
 use sqlx::sqlite::SqliteRow;
@@ -82,7 +82,7 @@ impl SessionStats {
 
 /// One answered prompt, added to a session's [`SessionStats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PromptStats {
+pub struct AnsweredPrompt {
     /// Output tokens × 1000 per second of the answer.
     pub tps_scaled1000: u64,
     /// Time to the first chunk, milliseconds.
@@ -224,7 +224,7 @@ impl ConsumerSessionsRepo<'_> {
     }
 
     /// Adds one answered prompt to the session's statistics (one atomic statement).
-    pub async fn add_prompt(&self, session_id: B256, prompt: PromptStats) -> Result<(), StoreError> {
+    pub async fn add_prompt(&self, session_id: B256, prompt: AnsweredPrompt) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE consumer_sessions SET prompts = prompts + 1, \
              tps_scaled1000_sum = tps_scaled1000_sum + $2, ttft_ms_sum = ttft_ms_sum + $3, \
@@ -347,8 +347,12 @@ mod tests {
             // An upsert without a key keeps the known one.
             repo.upsert(&record(1, user, 2_000)).await.unwrap();
             for (ttft, out) in [(100, 10), (300, 30)] {
-                let prompt =
-                    PromptStats { tps_scaled1000: 5_000, ttft_ms: ttft, input_tokens: 2, output_tokens: out };
+                let prompt = AnsweredPrompt {
+                    tps_scaled1000: 5_000,
+                    ttft_ms: ttft,
+                    input_tokens: 2,
+                    output_tokens: out,
+                };
                 repo.add_prompt(B256::repeat_byte(1), prompt).await.unwrap();
             }
             repo.add_failure(B256::repeat_byte(1)).await.unwrap();

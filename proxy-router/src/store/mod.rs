@@ -23,8 +23,11 @@
 //!
 //! One repository per aggregate is reachable from [`Store`]: [`Store::providers`],
 //! [`Store::models`], [`Store::bids`], [`Store::sessions`], [`Store::stats`] and
-//! [`Store::indexer`]; the consumer role keeps its own records in [`Store::consumer_sessions`]. Each reads by id and lists with filters and `(offset, limit)` pagination
-//! ([`Page`] → [`Paged`], with the total, like the contracts' getters).
+//! [`Store::indexer`]. Each reads by id and lists with filters and `(offset, limit)` pagination
+//! ([`Page`] → [`Paged`], with the total, like the contracts' getters). The provider role's own state
+//! (consumers' handshake keys, per-session prompt statistics) is [`Store::provider_sessions`], the
+//! consumer role's (its sessions' provider endpoint and key, failover, statistics) is
+//! [`Store::consumer_sessions`]; the indexer never touches either.
 //!
 //! # Atomic writes of the indexer
 //!
@@ -76,6 +79,7 @@ mod consumer_sessions;
 mod error;
 mod indexer;
 mod models;
+mod provider_sessions;
 mod providers;
 mod sessions;
 mod sql;
@@ -95,10 +99,11 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 pub use bids::BidsRepo;
-pub use consumer_sessions::{ConsumerSession, ConsumerSessionsRepo, PromptStats, SessionStats};
+pub use consumer_sessions::{AnsweredPrompt, ConsumerSession, ConsumerSessionsRepo, SessionStats};
 pub use error::StoreError;
 pub use indexer::{IndexerRepo, PruneReport};
 pub use models::ModelsRepo;
+pub use provider_sessions::{PromptStats, ProviderSessionStats, ProviderSessionsRepo, ServedSession};
 pub use providers::ProvidersRepo;
 pub use sessions::SessionsRepo;
 pub use stats::StatsRepo;
@@ -231,6 +236,12 @@ impl Store {
     /// The consumer role's own records of its sessions (endpoint, key, failover, statistics).
     pub fn consumer_sessions(&self) -> ConsumerSessionsRepo<'_> {
         ConsumerSessionsRepo { pool: &self.pool }
+    }
+
+    /// The provider role's own state: consumers' handshake keys and per-session prompt statistics
+    /// (not part of the chain index).
+    pub fn provider_sessions(&self) -> ProviderSessionsRepo<'_> {
+        ProviderSessionsRepo { pool: &self.pool }
     }
 
     /// The indexer's cursor, block hashes, event log, journal and source.

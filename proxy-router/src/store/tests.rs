@@ -193,6 +193,8 @@ async fn open_creates_directory_file_wal_and_schema() {
             "model_stats",
             "models",
             "provider_model_stats",
+            "provider_sessions",
+            "provider_users",
             "providers",
             "sessions"
         ]
