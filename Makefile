@@ -5,6 +5,7 @@
 #   make contracts       forge build into contracts/out
 #   make test-contracts  forge test
 #   make abi             refresh proxy-router/abi/*.json from contracts/out (commit the result)
+#   make demo            a local marketplace: anvil, contracts, a provider and a consumer router, one chat
 #   make swagger-check   load the node's Swagger UI in headless Chromium (needs Debian's chromium package)
 
 SHELL := bash
@@ -12,7 +13,7 @@ SHELL := bash
 FORGE := $(CURDIR)/node_modules/.bin/forge
 NPM_STAMP := node_modules/.installed
 
-.PHONY: all contracts test-contracts abi check-abi lint test-rust test swagger-check clean
+.PHONY: all contracts test-contracts abi check-abi lint test-rust test demo swagger-check clean
 
 all: contracts
 
@@ -47,6 +48,11 @@ test-rust: contracts
 	  END { printf "rust tests: %d passed, %d failed, %d skipped\n", p, f, i }' target/test-rust.log
 
 test: check-abi test-contracts lint test-rust
+
+# The local marketplace demo (tests/src/bin/demo.rs): prints each step, then keeps running until Ctrl-C.
+# DEMO_BACKEND_URL (+ DEMO_BACKEND_MODEL) uses a real OpenAI-compatible chat endpoint instead of the stand-in.
+demo: contracts
+	cargo run --quiet --locked -p e2e-tests --bin demo
 
 # Starts anvil and a node, renders /swagger/index.html in headless Chromium (CHROMIUM, default
 # /usr/bin/chromium) and checks every operation of the spec is shown.
