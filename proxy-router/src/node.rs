@@ -6,10 +6,11 @@
 //! created on first start), the wallet (from the configuration, else the key file the API writes), the
 //! RPC URLs (the list set through the API, else the configured one), the indexer (over a WebSocket
 //! new-heads subscription when configured, polling otherwise), the HTTP API bound on `WEB_ADDRESS`, and,
-//! when a wallet is set, the provider's MOR-RPC listener on `PROXY_ADDRESS`. The models config is
-//! loaded and validated first of all (a bad entry stops start-up naming it). Then the indexer, the
-//! HTTP server and the provider server run until `cancel` fires or one of them stops; the others are
-//! then stopped too. The consumer role joins here with its issue.
+//! when a wallet is set, the provider's MOR-RPC listener on `PROXY_ADDRESS`. The models config and the
+//! consumer's `rating-config.json` are loaded and validated first of all (a bad entry stops start-up
+//! naming it). Then the indexer, the HTTP server, the provider server and the consumer's background
+//! work (session recovery, then the expiry sweeper, [`Consumer::run`]) run until `cancel` fires or one
+//! of them stops; the others are then stopped too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::api::auth::{AuthConfig, AuthError, AuthStore};
 use crate::api::{self, stored, ApiLimits, ApiState, ChainAccess, ConfigResponse};
 use crate::chain::{self, Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource};
 use crate::config::{ChainConfig, Config};
+use crate::consumer::{Consumer, ConsumerError, ConsumerSettings};
 use crate::index::{IndexError, Indexer, IndexerOptions};
 use crate::provider::{Models, ModelsConfigError, Provider, ProviderError, ProviderOptions, ProviderServer};
 use crate::store::{Store, StoreError};
@@ -40,6 +42,9 @@ pub enum NodeError {
     /// A file the API keeps (the wallet key set at runtime, the RPC URLs) could not be read.
     #[error(transparent)]
     Stored(#[from] crate::api::stored::StoredFileError),
+    /// The consumer role's configuration is invalid (`RATING_CONFIG_PATH`).
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
     /// `models-config.json` (or `MODELS_CONFIG_CONTENT`) is invalid; the error names the entry.
     #[error(transparent)]
     Models(#[from] ModelsConfigError),
@@ -92,6 +97,7 @@ pub fn api_limits(config: &Config) -> ApiLimits {
 
 /// Runs the node until `cancel` fires. Start-up problems are returned before anything runs.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeError> {
+    let consumer_settings = ConsumerSettings::from_config(&config)?;
     let models = Models::load(&config.provider)?;
     let data_dir = &config.store.storage_path;
     // RPC URLs set through `POST /config/ethNode` replace the configured ones until deleted.
@@ -154,13 +160,16 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     };
 
     let wallet_address = wallet.get().map(|s| s.address());
+    let consumer = Consumer::new(store.clone(), rpc.clone(), wallet.clone(), consumer_settings);
     let state = ApiState {
         limits: api_limits(&config),
         ..ApiState::new(store, indexer.status(), ConfigResponse::new(&config, wallet_address), auth)
     }
     .with_chain(ChainAccess::new(rpc, &config.chain))
-    .with_wallet(wallet);
+    .with_wallet(wallet)
+    .with_consumer(consumer.clone());
 
+    let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
     let indexer_task = tokio::spawn(indexer.run(cancel.clone()));
     let shutdown = cancel.clone();
     let http_task = tokio::spawn(async move {
@@ -179,7 +188,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
         }
     });
 
-    let (indexer_done, http_done, provider_done) = tokio::join!(
+    let (indexer_done, http_done, provider_done, consumer_done) = tokio::join!(
         async {
             let result = indexer_task.await;
             cancel.cancel();
@@ -196,8 +205,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
                 cancel.cancel();
             }
             result
+        },
+        async {
+            let result = consumer_task.await;
+            cancel.cancel();
+            result
         }
     );
+    consumer_done.map_err(|e| NodeError::TaskFailed { task: "consumer", reason: e.to_string() })?;
     indexer_done.map_err(|e| NodeError::TaskFailed { task: "indexer", reason: e.to_string() })?;
     provider_done.map_err(|e| NodeError::TaskFailed { task: "provider", reason: e.to_string() })?;
     http_done

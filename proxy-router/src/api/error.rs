@@ -29,6 +29,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::chain::ChainError;
+use crate::consumer::ConsumerError;
 use crate::store::StoreError;
 
 /// The JSON body of every error response.
@@ -271,6 +272,69 @@ impl From<ChainError> for ApiError {
                 &error,
             ),
             _ => ApiError::internal("chain", &error),
+        }
+    }
+}
+
+impl From<ConsumerError> for ApiError {
+    /// The consumer role's errors. A provider's model error is answered by the handlers themselves as
+    /// the reference's `400 {"providerModelError": …}`; here it becomes a plain 400.
+    fn from(error: ConsumerError) -> Self {
+        let message = error.to_string();
+        match error {
+            ConsumerError::NoWallet => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_wallet", message),
+            ConsumerError::Unreachable { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_unreachable", message)
+            }
+            ConsumerError::Timeout { .. } => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "provider_timeout", message)
+            }
+            ConsumerError::NoData { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_no_data", message)
+            }
+            ConsumerError::Refused { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_refused", message)
+            }
+            ConsumerError::InvalidAnswer { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_invalid_answer", message)
+            }
+            ConsumerError::Interrupted { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_interrupted", message)
+            }
+            ConsumerError::FailoverFailed { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "failover_failed", message)
+            }
+            ConsumerError::Model { body } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "provider_model_error", message)
+                    .with_reason(body.to_string())
+            }
+            ConsumerError::BadRequest { field, reason } => ApiError::bad_request(field, reason),
+            ConsumerError::SessionNotFound(_)
+            | ConsumerError::BidNotFound(_)
+            | ConsumerError::ProviderNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            ConsumerError::NotOurSession { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "not_session_user", message)
+            }
+            ConsumerError::SessionClosed(_) => ApiError::new(StatusCode::CONFLICT, "session_closed", message),
+            ConsumerError::SessionExpired { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "session_expired", message)
+            }
+            ConsumerError::OwnBid(_) => ApiError::new(StatusCode::CONFLICT, "own_bid", message),
+            ConsumerError::InsufficientFunds { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds", message)
+            }
+            ConsumerError::NoBids { .. } => ApiError::new(StatusCode::NOT_FOUND, "no_bids", message),
+            ConsumerError::NoProviderAccepted { failures } => {
+                let reason = serde_json::to_string(&failures).unwrap_or_default();
+                ApiError::new(StatusCode::BAD_GATEWAY, "no_provider_accepted", message).with_reason(reason)
+            }
+            ConsumerError::Chain(e) => e.into(),
+            ConsumerError::Store(e) => e.into(),
+            e @ (ConsumerError::RatingConfig { .. } | ConsumerError::Protocol(_)) => {
+                ApiError::internal("consumer", &e)
+            }
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - [`wallet`]: the wallet (`/wallet`, its key file) and its tokens (`/blockchain/balance`,
 //!   `allowance`, `approve`, `send/eth`, `send/mor`, `latestBlock`, `transactions`).
 //! - [`eth_node`]: `POST`/`DELETE /config/ethNode`, the RPC URLs chosen at runtime.
+//! - [`proxy`]: the consumer role's routes: opening sessions (by bid, by model, from an approval),
+//!   the handshake and ping, and the OpenAI surface (`/v1/chat/completions`, `/v1/embeddings`).
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -35,6 +37,7 @@
 pub mod auth;
 pub mod error;
 pub mod eth_node;
+pub mod proxy;
 pub mod registry;
 pub mod sessions;
 pub mod stored;
@@ -74,6 +77,7 @@ pub use auth::{AuthStore, Permission};
 use crate::chain::{Rpc, Signer, WalletSlot};
 use crate::config::ChainConfig;
 use crate::consumer::rating::RatingConfig;
+use crate::consumer::Consumer;
 use crate::index::IndexerStatus;
 use crate::store::Store;
 
@@ -124,6 +128,8 @@ pub struct ApiState {
     pub started: Instant,
     /// How bids are rated (`rating-config.json`; the reference's default weights until it is loaded).
     pub rating: Arc<RatingConfig>,
+    /// The consumer role (opening, prompting, closing sessions); `None` in a node or test without it.
+    pub consumer: Option<Consumer>,
 }
 
 /// The chain as the API reads it: the RPC transport and the contracts' addresses.
@@ -176,6 +182,7 @@ impl ApiState {
             limits: ApiLimits::default(),
             started: Instant::now(),
             rating: Arc::new(RatingConfig::default()),
+            consumer: None,
         }
     }
 
@@ -192,6 +199,22 @@ impl ApiState {
     /// The same state rating bids with `rating`.
     pub fn with_rating(self, rating: RatingConfig) -> Self {
         Self { rating: Arc::new(rating), ..self }
+    }
+
+    /// The same state with the consumer role (its rating configuration becomes the state's).
+    pub fn with_consumer(self, consumer: Consumer) -> Self {
+        Self { rating: Arc::new(consumer.rating().clone()), consumer: Some(consumer), ..self }
+    }
+
+    /// The consumer role, or 503 `no_consumer` when this node or test runs without it.
+    pub fn consumer(&self) -> Result<&Consumer, ApiError> {
+        self.consumer.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_consumer",
+                "the consumer role is not running on this node",
+            )
+        })
     }
 
     /// The chain, or 503 `no_chain` when the node runs without RPC.
@@ -269,6 +292,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(sessions::Doc::openapi());
     doc.merge(wallet::Doc::openapi());
     doc.merge(eth_node::Doc::openapi());
+    doc.merge(proxy::Doc::openapi());
     doc
 }
 
@@ -290,6 +314,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(sessions::router(&auth))
         .merge(wallet::router(&auth))
         .merge(eth_node::router(&auth))
+        .merge(proxy::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

@@ -38,9 +38,10 @@
 //! # Closing
 //!
 //! Only the session's user (or its delegate with session rights) may close, which is checked before a
-//! transaction is sent. The closing report comes from [`closeout_report`]: for now a report signed by
-//! the node's own wallet, which the contract treats as a dispute (the reference's fallback when the
-//! provider is unreachable). The consumer role replaces it with the provider's signed report.
+//! transaction is sent. The closing report is the provider's signed report, asked for over MOR-RPC by
+//! the consumer role (`consumer::close`), or, when the provider cannot give a usable one, a report
+//! signed by the node's own wallet, which the contract treats as a dispute (the reference's fallback).
+//! [`closeout_report`] builds the latter when the node runs without the consumer role.
 
 use std::collections::HashMap;
 
@@ -521,8 +522,9 @@ pub async fn supply(State(state): State<ApiState>) -> Result<Json<SupplyResponse
 // Close
 // ---------------------------------------------------------------------------------------------------
 
-/// Closes a session with a report signed by the node's wallet (a dispute on chain, see the module
-/// docs). Only the session's user or its session delegate may close.
+/// Closes a session with the provider's signed report (`closeoutType` 0), or with one signed by the
+/// node's wallet when the provider cannot give a usable one (a dispute, `closeoutType` 1; see the
+/// module docs). Only the session's user or its session delegate may close.
 #[utoipa::path(
     post,
     path = "/blockchain/sessions/{id}/close",
@@ -569,9 +571,16 @@ pub async fn close_session(
             ),
         ));
     }
-    let report = closeout_report(&signer, chain.chain_id, &session, head.timestamp).await?;
-    let receipt = signer.sender.close_session(report.report, report.signature).await?;
-    Ok(Json(TxResponse { tx: receipt.transaction_hash }))
+    let head = crate::consumer::reads::Head { number: head.number, timestamp: head.timestamp };
+    let closed = match state.consumer.as_ref() {
+        Some(consumer) => consumer.close_open(&session, head).await?.tx,
+        // Without the consumer role (tests of this module): our own report, a dispute.
+        None => {
+            let report = closeout_report(&signer, chain.chain_id, &session, head.timestamp).await?;
+            signer.sender.close_session(report.report, report.signature).await?.transaction_hash
+        }
+    };
+    Ok(Json(TxResponse { tx: closed }))
 }
 
 // ---------------------------------------------------------------------------------------------------

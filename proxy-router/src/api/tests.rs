@@ -313,6 +313,13 @@ const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("post", "/blockchain/send/mor", "send_mor"),
     ("get", "/blockchain/transactions", "get_transactions"),
     ("get", "/blockchain/latestBlock", "get_latest_block"),
+    ("post", "/blockchain/sessions", "open_session"),
+    ("post", "/blockchain/bids/{id}/session", "open_session"),
+    ("post", "/blockchain/models/{id}/session", "open_session"),
+    // §1.3 (`/proxy/provider/ping` is open, as the reference's)
+    ("post", "/proxy/sessions/initiate", "initiate_session"),
+    ("post", "/v1/chat/completions", "chat"),
+    ("post", "/v1/embeddings", "embeddings"),
     // §1.6
     ("get", "/wallet", "get_wallet"),
     ("post", "/wallet/privateKey", "set_wallet"),

@@ -25,8 +25,9 @@
 //! [`Store::models`], [`Store::bids`], [`Store::sessions`], [`Store::stats`] and
 //! [`Store::indexer`]. Each reads by id and lists with filters and `(offset, limit)` pagination
 //! ([`Page`] → [`Paged`], with the total, like the contracts' getters). The provider role's own state
-//! (consumers' handshake keys, per-session prompt statistics) is [`Store::provider_sessions`]; the
-//! indexer never touches it.
+//! (consumers' handshake keys, per-session prompt statistics) is [`Store::provider_sessions`], the
+//! consumer role's (its sessions' provider endpoint and key, failover, statistics) is
+//! [`Store::consumer_sessions`]; the indexer never touches either.
 //!
 //! # Atomic writes of the indexer
 //!
@@ -74,6 +75,7 @@
 
 mod bids;
 mod codec;
+mod consumer_sessions;
 mod error;
 mod indexer;
 mod models;
@@ -97,6 +99,7 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 pub use bids::BidsRepo;
+pub use consumer_sessions::{AnsweredPrompt, ConsumerSession, ConsumerSessionsRepo, SessionStats};
 pub use error::StoreError;
 pub use indexer::{IndexerRepo, PruneReport};
 pub use models::ModelsRepo;
@@ -228,6 +231,11 @@ impl Store {
     /// Provider-model and model statistics.
     pub fn stats(&self) -> StatsRepo<'_> {
         StatsRepo { pool: &self.pool }
+    }
+
+    /// The consumer role's own records of its sessions (endpoint, key, failover, statistics).
+    pub fn consumer_sessions(&self) -> ConsumerSessionsRepo<'_> {
+        ConsumerSessionsRepo { pool: &self.pool }
     }
 
     /// The provider role's own state: consumers' handshake keys and per-session prompt statistics
