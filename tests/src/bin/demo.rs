@@ -72,9 +72,13 @@ fn free_port() -> anyhow::Result<u16> {
 
 fn mor(amount: U256) -> String {
     let whole = amount / U256::from(MOR);
-    let frac = (amount % U256::from(MOR)) / U256::from(1_000_000_000_000u64);
-    format!("{whole}.{frac:06} MOR")
+    let frac = format!("{:018}", amount % U256::from(MOR));
+    let frac = frac.trim_end_matches('0');
+    format!("{whole}.{} MOR", if frac.is_empty() { "0" } else { frac })
 }
+
+/// How far the demo moves anvil's clock while the session is open, so the close pays for real use.
+const SESSION_USE_SECONDS: u64 = 300;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -179,7 +183,10 @@ async fn main() -> anyhow::Result<()> {
         "/blockchain/bids",
         &json!({"modelID": format!("{model_id:#x}"), "pricePerSecond": "10000000000000"}),
     )?;
-    println!("   provider {provider_address}, model {model_id:#x}, bid {}", bid["bid"]["Id"]);
+    println!(
+        "   provider {provider_address}, model {model_id:#x}, bid {}",
+        bid["bid"]["Id"].as_str().unwrap_or_default()
+    );
 
     let balances = |label: &'static str| {
         let chain = &chain;
@@ -254,9 +261,11 @@ async fn main() -> anyhow::Result<()> {
     child.wait()?;
     ensure!(done, "the stream ended without [DONE]");
 
+    println!("== Moving anvil's clock {SESSION_USE_SECONDS} s forward: the session has been used that long");
+    chain.advance_time(SESSION_USE_SECONDS).await?;
     println!("== Consumer: close the session with the provider's receipt");
     let closed = c.post(&format!("/blockchain/sessions/{session_id}/close"), &json!({}))?;
-    println!("   closed in tx {}", closed["tx"]);
+    println!("   closed in tx {}", closed["tx"].as_str().unwrap_or_default());
     let after = balances("after closing").await?;
     println!("   changes:");
     for ((name, b), (_, a)) in before.iter().zip(&after) {
@@ -264,6 +273,14 @@ async fn main() -> anyhow::Result<()> {
         let delta = if a >= b { *a - *b } else { *b - *a };
         println!("     {name:<16} {sign}{}", mor(delta));
     }
+
+    let held = c.get("/blockchain/sessions/user/stakes-on-hold")?;
+    println!(
+        "   the consumer's stake for today's use ({} wei) is on hold until unix time {} (the next UTC day);",
+        held["locked"].as_str().unwrap_or("0"),
+        held["nextReleaseAt"]
+    );
+    println!("   the rest came back at close. Withdraw it later with POST /blockchain/sessions/user/withdraw-stakes.");
 
     // A second session stays open for the user to play with.
     let open =
@@ -290,7 +307,10 @@ async fn main() -> anyhow::Result<()> {
         "   OpenAI base URL       {} (API key unused; Basic auth admin:{ADMIN_PASSWORD})",
         consumer.url("/v1")
     );
-    println!("   open session          {} (send it as the session_id header)", open["sessionID"]);
+    println!(
+        "   open session          {} (send it as the session_id header)",
+        open["sessionID"].as_str().unwrap_or_default()
+    );
     println!(
         "   try: curl -u admin:{ADMIN_PASSWORD} -H 'session_id: {}' -H 'content-type: application/json' -d '{{\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}' {}",
         open["sessionID"].as_str().unwrap_or_default(),
