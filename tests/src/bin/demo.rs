@@ -266,6 +266,24 @@ async fn main() -> anyhow::Result<()> {
     println!("== Consumer: close the session with the provider's receipt");
     let closed = c.post(&format!("/blockchain/sessions/{session_id}/close"), &json!({}))?;
     println!("   closed in tx {}", closed["tx"].as_str().unwrap_or_default());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let session = loop {
+        let session = c.get(&format!("/blockchain/sessions/{session_id}"))?;
+        if session["session"]["ClosedAt"].as_u64().is_some_and(|t| t > 0) {
+            break session;
+        }
+        ensure!(std::time::Instant::now() < deadline, "the consumer never indexed the close");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let closeout = &session["session"]["CloseoutType"];
+    println!(
+        "   closeout type {closeout} ({})",
+        if closeout == 0 {
+            "the provider's signed receipt: no dispute"
+        } else {
+            "our own receipt: a dispute"
+        }
+    );
     let after = balances("after closing").await?;
     println!("   changes:");
     for ((name, b), (_, a)) in before.iter().zip(&after) {
