@@ -1,7 +1,7 @@
 //! The `proxy-router` binary: parses the command line and runs the requested command.
 //!
-//! The node roles (provider and consumer) arrive with later issues; until then running the binary
-//! without a subcommand says so and exits with status 2.
+//! Like the reference's binary, `proxy-router` without a subcommand (or with configuration flags only)
+//! runs the node, exactly as `proxy-router run`.
 //!
 //! `check-config` loads the configuration exactly as the node will (environment over `./.env`, then the
 //! configuration flags given after the subcommand, see `proxy_router::config`) and prints it with the
@@ -17,8 +17,8 @@ use proxy_router::chain::bindings;
 use proxy_router::config::{self, Config, ConfigError};
 use proxy_router::node;
 
-/// Exit status when the node itself is requested but not part of this build.
-const EXIT_NODE_UNAVAILABLE: u8 = 2;
+/// The flags clap itself answers (help and version); any other leading flag is a configuration flag.
+const CLAP_FLAGS: &[&str] = &["-h", "--help", "-V", "--version"];
 
 /// Exit status of an invalid configuration.
 const EXIT_CONFIG_INVALID: u8 = 2;
@@ -74,6 +74,11 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    // `proxy-router -eth-node-chain-id 8453 …` (the reference's command line) is `run` with those flags.
+    if args.get(1).is_some_and(|a| a.starts_with('-') && !CLAP_FLAGS.contains(&a.as_str())) {
+        return run(&args[1..]);
+    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Selectors) => {
@@ -91,14 +96,9 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         },
         Some(Command::Run { flags }) => run(&flags),
-        None => {
-            eprintln!(
-                "proxy-router: the provider and consumer roles are not available in this build yet; \
-                 `proxy-router run` runs the node's chain part and its HTTP API. \
-                 Run `proxy-router --help` for the available commands."
-            );
-            Ok(ExitCode::from(EXIT_NODE_UNAVAILABLE))
-        }
+        // The reference's binary has no subcommands: `proxy-router` alone, or with configuration flags
+        // only, runs the node.
+        None => run(&[]),
     }
 }
 

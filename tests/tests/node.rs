@@ -290,3 +290,19 @@ async fn a_provider_onboards_with_curl_and_a_second_router_sees_the_same_data() 
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert_eq!(refused.json().unwrap()["code"], "no_wallet");
 }
+
+#[test]
+fn without_a_subcommand_the_binary_runs_the_node_like_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&[][..], &["-eth-node-chain-id", "8453"][..]] {
+        let out = Command::new(router::binary().unwrap())
+            .env_clear()
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("ETH_NODE_ADDRESS is required"), "{args:?}: {stderr}");
+    }
+}
