@@ -17,23 +17,18 @@
 //! - [`store`]: the local SQLite (WAL) index of the chain: one repository per aggregate, atomic index
 //!   batches and reorg rollbacks.
 //! - [`index`]: the indexer that keeps the store equal to the chain (backfill, follow, reorgs, restart).
-//! - [`node`]: the composition root: start-up checks, store and indexer under one cancellation token
-//!   (`proxy-router run`).
-//! - [`consumer`]: the consumer role; for now the bid rating (the reference's default scorer).
-//! - [`api`]: the HTTP API in progress: reference-compatible Basic auth ([`api::auth`]), one
-//!   [`api::error::ApiError`], `/healthcheck`, `/config`, the OpenAPI spec and Swagger UI. The resource
-//!   routes and serving it from the node arrive with the rest of issue 3/5.
-//!
+//! - [`node`]: the composition root: start-up checks, store, auth, wallet, indexer, HTTP API, provider and
+//!   consumer under one cancellation token (`proxy-router run`).
 //! - [`protocol`]: MOR-RPC, the provider↔consumer wire protocol, byte compatible with the reference:
 //!   message types, Go-compatible JSON bytes, message and EIP-191 signatures, the session approval and
 //!   report artifacts, go-ethereum's ECIES, the bounded TCP framing codec and the replay defences.
-//!   A library for the provider server and the consumer client.
-//!
 //! - [`provider`]: the provider role: `models-config.json` validated into the [`provider::Models`]
 //!   registry, the `openai` backend client, and the MOR-RPC TCP server on `PROXY_ADDRESS` (handshake,
 //!   streamed signed and encrypted answers, signed reports from durable statistics).
-//!
-//! Arriving with later issues (they do not exist yet): the rest of `consumer` and `rating-config.json`.
+//! - [`consumer`]: the consumer role: bid rating (`rating-config.json`), the MOR-RPC client, opening
+//!   sessions, the prompt relay with failover, closing, the expiry sweeper and recovery at start.
+//! - [`api`]: the HTTP API: the reference's REST routes and JSON, reference-compatible Basic auth
+//!   ([`api::auth`]), one [`api::error::ApiError`], the OpenAPI spec and Swagger UI.
 //!
 //! # Dependency direction
 //!
