@@ -14,7 +14,7 @@
 //! already deleted 409 without spending gas; anything else the contract refuses comes back as 422
 //! with the decoded revert in `reason`.
 //!
-//! Lists take `offset`, `limit` and `order` ([`PageQuery`]); providers and models list every row by
+//! Lists take `offset`, `limit` and `order` ([`PageQuery`](crate::api::wire::PageQuery)); providers and models list every row by
 //! default (`limit` absent or 0), the bid lists 10. Providers and models lists hold active entries
 //! only, as the reference's (it pages `getActiveProviders` / `getActiveModelIds`); bid lists hold every
 //! bid, their `/active` variants the bids not deleted.
