@@ -184,6 +184,7 @@ async fn open_creates_directory_file_wal_and_schema() {
         tables,
         [
             "bids",
+            "consumer_sessions",
             "index_blocks",
             "index_cursor",
             "index_events",
