@@ -10,6 +10,7 @@ pub mod backend;
 pub mod chain;
 pub mod deploy;
 pub mod index;
+pub mod market;
 pub mod router;
 
 use std::path::PathBuf;
