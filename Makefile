@@ -7,13 +7,14 @@
 #   make abi             refresh proxy-router/abi/*.json from contracts/out (commit the result)
 #   make demo            a local marketplace: anvil, contracts, a provider and a consumer router, one chat
 #   make swagger-check   load the node's Swagger UI in headless Chromium (needs Debian's chromium package)
+#   make python-deps     the official openai Python client in target/venv (for the client test)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 FORGE := $(CURDIR)/node_modules/.bin/forge
 NPM_STAMP := node_modules/.installed
 
-.PHONY: all contracts test-contracts abi check-abi lint test-rust test demo swagger-check clean
+.PHONY: all contracts test-contracts abi check-abi lint python-deps test-rust test demo swagger-check clean
 
 all: contracts
 
@@ -39,9 +40,20 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The Python packages the tests use as clients (tests/python/requirements.txt), in a venv under target/.
+VENV := target/venv
+VENV_STAMP := $(VENV)/.installed
+
+$(VENV_STAMP): tests/python/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
+
+python-deps: $(VENV_STAMP)
+
 # The Rust end-to-end tests start anvil from node_modules and deploy contracts/out. The last line sums
 # every `test result:` line of cargo (unit, integration and doc tests) into one closing count.
-test-rust: contracts
+test-rust: contracts python-deps
 	mkdir -p target
 	cargo test --workspace --locked 2>&1 | tee target/test-rust.log
 	awk '/^test result:/ { p += $$4; f += $$6; i += $$8 } \
