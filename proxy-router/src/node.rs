@@ -23,7 +23,10 @@ use crate::chain::{self, Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource
 use crate::config::{ChainConfig, Config};
 use crate::consumer::{Consumer, ConsumerError, ConsumerSettings};
 use crate::index::{IndexError, Indexer, IndexerOptions};
-use crate::provider::{Models, ModelsConfigError, Provider, ProviderError, ProviderOptions, ProviderServer};
+use crate::provider::{
+    BackendClient, BackendError, BackendTimeouts, Models, ModelsConfigError, Provider, ProviderError,
+    ProviderOptions, ProviderServer,
+};
 use crate::store::{Store, StoreError};
 
 /// Why the node could not start or stopped.
@@ -51,6 +54,9 @@ pub enum NodeError {
     /// The provider could not start (its listener on `PROXY_ADDRESS`, its backend client).
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The HTTP client for the local models could not be built.
+    #[error("local models: {0}")]
+    Backend(#[from] BackendError),
     /// The API's auth files could not be read or created.
     #[error("API auth: {0}")]
     Auth(#[from] AuthError),
@@ -145,7 +151,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
                 store.clone(),
                 rpc.clone(),
                 wallet.clone(),
-                models,
+                models.clone(),
             )?;
             let server = ProviderServer::bind(provider).await?;
             let proxy = server.local_addr()?;
@@ -167,7 +173,11 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     }
     .with_chain(ChainAccess::new(rpc, &config.chain))
     .with_wallet(wallet)
-    .with_consumer(consumer.clone());
+    .with_consumer(consumer.clone())
+    .with_local_models(api::local::LocalModels::new(
+        models,
+        BackendClient::new(BackendTimeouts::for_llm_timeout(config.provider.llm_timeout))?,
+    ));
 
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
     let indexer_task = tokio::spawn(indexer.run(cancel.clone()));

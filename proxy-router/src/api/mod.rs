@@ -37,6 +37,7 @@
 pub mod auth;
 pub mod error;
 pub mod eth_node;
+pub mod local;
 pub mod proxy;
 pub mod registry;
 pub mod sessions;
@@ -130,6 +131,9 @@ pub struct ApiState {
     pub rating: Arc<RatingConfig>,
     /// The consumer role (opening, prompting, closing sessions); `None` in a node or test without it.
     pub consumer: Option<Consumer>,
+    /// The node's own models (models-config), callable without a session through the `model_id`
+    /// header, and listed by `GET /v1/models`.
+    pub local_models: Option<local::LocalModels>,
 }
 
 /// The chain as the API reads it: the RPC transport and the contracts' addresses.
@@ -183,6 +187,7 @@ impl ApiState {
             started: Instant::now(),
             rating: Arc::new(RatingConfig::default()),
             consumer: None,
+            local_models: None,
         }
     }
 
@@ -204,6 +209,11 @@ impl ApiState {
     /// The same state with the consumer role (its rating configuration becomes the state's).
     pub fn with_consumer(self, consumer: Consumer) -> Self {
         Self { rating: Arc::new(consumer.rating().clone()), consumer: Some(consumer), ..self }
+    }
+
+    /// The same state serving `models` locally (the `model_id` header and `GET /v1/models`).
+    pub fn with_local_models(self, models: local::LocalModels) -> Self {
+        Self { local_models: Some(models), ..self }
     }
 
     /// The consumer role, or 503 `no_consumer` when this node or test runs without it.
@@ -293,6 +303,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(wallet::Doc::openapi());
     doc.merge(eth_node::Doc::openapi());
     doc.merge(proxy::Doc::openapi());
+    doc.merge(local::Doc::openapi());
     doc
 }
 
@@ -315,6 +326,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(wallet::router(&auth))
         .merge(eth_node::router(&auth))
         .merge(proxy::router(&auth))
+        .merge(local::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

@@ -44,7 +44,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::wire::{hex32, parse_b256, BigInt, HexBytes};
-use super::{guard, ApiState, AuthStore, Permission};
+use super::{guard, local, ApiState, AuthStore, Permission};
 use crate::consumer::client::request_id;
 use crate::consumer::{ConsumerError, OpenRequest, Opened, Prompt, PromptKind, ProviderFailure, RelayEvent};
 use crate::protocol::SessionRes;
@@ -439,7 +439,8 @@ pub struct ProviderModelError {
     tag = "proxy",
     operation_id = "chatCompletions",
     params(
-        ("session_id" = String, Header, description = "The session, 32 bytes hex"),
+        ("session_id" = Option<String>, Header, description = "The session, 32 bytes hex (required unless `model_id` names a local model)"),
+        ("model_id" = Option<String>, Header, description = "Without `session_id`: a model of this node's models-config, called directly (no session, no MOR)"),
         ("x-request-id" = Option<String>, Header, description = "Echoed in `X-Request-Id`; generated when absent"),
     ),
     request_body(content = Object, description = "OpenAI chat completion request; unknown fields are kept"),
@@ -448,7 +449,7 @@ pub struct ProviderModelError {
          headers(("X-Request-Id" = String, description = "The request id"), ("X-Session-Id" = String, description = "The session that answered"))),
         (status = 400, description = "Malformed JSON or headers, or the model's own error (`providerModelError`)", body = ProviderModelError),
         (status = 403, description = "The session belongs to another user", body = ErrorBody),
-        (status = 404, description = "Unknown session", body = ErrorBody),
+        (status = 404, description = "Unknown session, or unknown local model", body = ErrorBody),
         (status = 409, description = "The session is closed or expired", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 502, description = "The provider failed (and failover, if enabled, too)", body = ErrorBody),
@@ -466,7 +467,8 @@ pub async fn chat_completions(State(state): State<ApiState>, headers: HeaderMap,
     tag = "proxy",
     operation_id = "embeddings",
     params(
-        ("session_id" = String, Header, description = "The session, 32 bytes hex"),
+        ("session_id" = Option<String>, Header, description = "The session, 32 bytes hex (required unless `model_id` names a local model)"),
+        ("model_id" = Option<String>, Header, description = "Without `session_id`: a model of this node's models-config, called directly (no session, no MOR)"),
         ("x-request-id" = Option<String>, Header, description = "Echoed in `X-Request-Id`; generated when absent"),
     ),
     request_body(content = Object, description = "OpenAI embeddings request; unknown fields are kept"),
@@ -475,7 +477,7 @@ pub async fn chat_completions(State(state): State<ApiState>, headers: HeaderMap,
          headers(("X-Request-Id" = String, description = "The request id"), ("X-Session-Id" = String, description = "The session that answered"))),
         (status = 400, description = "Malformed JSON or headers, or the model's own error (`providerModelError`)", body = ProviderModelError),
         (status = 403, description = "The session belongs to another user", body = ErrorBody),
-        (status = 404, description = "Unknown session", body = ErrorBody),
+        (status = 404, description = "Unknown session, or unknown local model", body = ErrorBody),
         (status = 409, description = "The session is closed or expired", body = ErrorBody),
         (status = 502, description = "The provider failed", body = ErrorBody),
     )
@@ -509,12 +511,20 @@ fn error_response(error: ConsumerErrorOrApi) -> Response {
         }
         ConsumerErrorOrApi::Consumer(e) => ApiError::from(e).into_response(),
         ConsumerErrorOrApi::Api(e) => e.into_response(),
+        ConsumerErrorOrApi::Local(e) => e.into_response(),
     }
 }
 
 enum ConsumerErrorOrApi {
     Consumer(ConsumerError),
     Api(ApiError),
+    Local(local::LocalError),
+}
+
+impl From<local::LocalError> for ConsumerErrorOrApi {
+    fn from(e: local::LocalError) -> Self {
+        Self::Local(e)
+    }
 }
 
 impl From<ConsumerError> for ConsumerErrorOrApi {
@@ -543,9 +553,15 @@ async fn answer(
             .and_then(|v| parse_b256(SESSION_ID_HEADER, v.trim()))
     });
     let Some(session) = session else {
+        if let Some(model_id) = headers.get(MODEL_ID_HEADER) {
+            let model_id =
+                model_id.to_str().map_err(|_| ApiError::bad_request(MODEL_ID_HEADER, "not ASCII"))?;
+            return Ok(local::answer(state, model_id, kind, body).await?);
+        }
         return Err(ApiError::bad_request(
             SESSION_ID_HEADER,
-            "missing: name the session in the `session_id` header (open one with POST /blockchain/models/{id}/session)",
+            "missing: name the session in the `session_id` header (open one with POST /blockchain/models/{id}/session), \
+             or a model of this node's models-config in the `model_id` header",
         )
         .into());
     };
@@ -583,13 +599,7 @@ fn parse_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
 /// One SSE event.
 fn sse(event: RelayEvent) -> Bytes {
     match event {
-        RelayEvent::Data(data) => {
-            let mut out = Vec::with_capacity(data.len() + 8);
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(&data);
-            out.extend_from_slice(b"\n\n");
-            Bytes::from(out)
-        }
+        RelayEvent::Data(data) => local::data_event(&data),
         RelayEvent::Done => Bytes::from_static(b"data: [DONE]\n\n"),
         RelayEvent::Error(error) => {
             let body = json!({"error": {"message": error.to_string(), "type": "provider_error", "code": "provider_interrupted"}});

@@ -320,6 +320,7 @@ const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("post", "/proxy/sessions/initiate", "initiate_session"),
     ("post", "/v1/chat/completions", "chat"),
     ("post", "/v1/embeddings", "embeddings"),
+    ("get", "/v1/models", "get_local_models"),
     // §1.6
     ("get", "/wallet", "get_wallet"),
     ("post", "/wallet/privateKey", "set_wallet"),
