@@ -94,11 +94,16 @@ pub fn indexer_options(config: &Config) -> IndexerOptions {
 
 /// The API's request bounds for `config`: a write may wait for two receipts (the allowance, then the
 /// call), each bounded by `TX_RECEIPT_TIMEOUT`, plus RPC round trips; so the request timeout is twice
-/// the receipt timeout plus four RPC timeouts.
+/// the receipt timeout plus four RPC timeouts; a chat waits for a provider's first frame
+/// (`CNODE_PNODE_TIMEOUT`), twice with a failover. A chat body may be as large as a provider accepts
+/// (`PROXY_MAX_PROMPT_BYTES`), and never less than the default.
 pub fn api_limits(config: &Config) -> ApiLimits {
     let chain = &config.chain;
-    let request_timeout = chain.tx_receipt_timeout * 2 + chain.rpc_timeout * 4;
-    ApiLimits { request_timeout: request_timeout.max(Duration::from_secs(60)), ..ApiLimits::default() }
+    let defaults = ApiLimits::default();
+    let request_timeout = (chain.tx_receipt_timeout * 2 + chain.rpc_timeout * 4)
+        .max(config.consumer.pnode_timeout * 2)
+        .max(defaults.request_timeout);
+    ApiLimits { request_timeout, body_limit: defaults.body_limit.max(config.provider.max_prompt_bytes) }
 }
 
 /// Runs the node until `cancel` fires. Start-up problems are returned before anything runs.
@@ -228,4 +233,23 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     http_done
         .map_err(|e| NodeError::TaskFailed { task: "http", reason: e.to_string() })?
         .map_err(|source| NodeError::Http { address: bound, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_limits_fit_a_provider_sized_prompt_and_a_failover() {
+        let mut config = crate::api::test_support::config(std::path::Path::new("unused"));
+        let limits = api_limits(&config);
+        assert_eq!(limits.body_limit, config.provider.max_prompt_bytes);
+        assert!(limits.request_timeout >= config.consumer.pnode_timeout * 2);
+
+        config.provider.max_prompt_bytes = 1000;
+        config.consumer.pnode_timeout = Duration::from_secs(600);
+        let limits = api_limits(&config);
+        assert_eq!(limits.body_limit, ApiLimits::default().body_limit, "never below the default");
+        assert_eq!(limits.request_timeout, Duration::from_secs(1200));
+    }
 }
