@@ -13,7 +13,6 @@
 //! of them stops; the others are then stopped too.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -237,6 +236,8 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

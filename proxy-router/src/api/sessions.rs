@@ -66,6 +66,7 @@ use super::wire::{
 use super::{guard, ApiState, AuthStore, ChainAccess, Permission};
 use crate::chain::bindings::{Delegation, Marketplace, MorpheusToken, ProviderRegistry, SessionRouter};
 use crate::chain::{ChainError, Signer};
+use crate::index::convert;
 use crate::store::{self, Page, SessionFilter, Store};
 
 mod closeout;
@@ -1011,22 +1012,7 @@ async fn chain_session(
         .call()
         .await
         .map_err(|e| ChainError::from_contract("getBid", e))?;
-    let session = store::Session {
-        id,
-        user: s.user,
-        bid_id: s.bidId,
-        provider: bid.provider,
-        model_id: bid.modelId,
-        stake: s.stake,
-        closeout_receipt: s.closeoutReceipt,
-        closeout_type: s.closeoutType,
-        provider_withdrawn_amount: s.providerWithdrawnAmount,
-        opened_at: secs(s.openedAt),
-        ends_at: secs(s.endsAt),
-        closed_at: secs(s.closedAt),
-        is_active: s.isActive,
-        is_direct_payment: s.isDirectPaymentFromUser,
-    };
+    let session = convert::session(id, s, bid.provider, bid.modelId);
     Ok(Some((session, bid.pricePerSecond)))
 }
 
@@ -1042,7 +1028,7 @@ async fn provider_limit(
         .call()
         .await
         .map_err(|e| ChainError::from_contract("getProvider", e))?;
-    let period_end = secs(p.limitPeriodEnd);
+    let period_end = convert::secs(p.limitPeriodEnd);
     Ok(ProviderLimit {
         remaining: limit_remaining(p.stake, period_end, p.limitPeriodEarned, head.timestamp),
         period_end,
@@ -1215,9 +1201,4 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(
             ApiError::bad_request(path, e.inner())
         }
     })
-}
-
-/// A uint128 chain timestamp as seconds.
-fn secs(value: u128) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
 }

@@ -10,6 +10,7 @@ use alloy::providers::Provider as _;
 use super::error::ConsumerError;
 use crate::chain::bindings::{Marketplace, MorpheusToken, ProviderRegistry, SessionRouter};
 use crate::chain::{ChainError, Rpc};
+use crate::index::convert;
 use crate::store;
 
 /// The latest block: its number and timestamp.
@@ -34,10 +35,6 @@ pub struct ChainReads {
     rpc: Rpc,
     diamond: Address,
     mor_token: Address,
-}
-
-fn secs(value: u128) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
 }
 
 impl ChainReads {
@@ -113,22 +110,7 @@ impl ChainReads {
             return Ok(None);
         }
         let bid = self.bid(s.bidId, at).await?.ok_or(ConsumerError::BidNotFound(s.bidId))?;
-        Ok(Some(store::Session {
-            id,
-            user: s.user,
-            bid_id: s.bidId,
-            provider: bid.provider,
-            model_id: bid.model_id,
-            stake: s.stake,
-            closeout_receipt: s.closeoutReceipt,
-            closeout_type: s.closeoutType,
-            provider_withdrawn_amount: s.providerWithdrawnAmount,
-            opened_at: secs(s.openedAt),
-            ends_at: secs(s.endsAt),
-            closed_at: secs(s.closedAt),
-            is_active: s.isActive,
-            is_direct_payment: s.isDirectPaymentFromUser,
-        }))
+        Ok(Some(convert::session(id, s, bid.provider, bid.model_id)))
     }
 
     /// The bid, `None` if it never existed.
@@ -139,15 +121,7 @@ impl ChainReads {
             .call()
             .await
             .map_err(|e| ChainError::from_contract("getBid", e))?;
-        Ok((b.createdAt != 0).then(|| store::Bid {
-            id,
-            provider: b.provider,
-            model_id: b.modelId,
-            price_per_second: b.pricePerSecond,
-            nonce: b.nonce,
-            created_at: secs(b.createdAt),
-            deleted_at: secs(b.deletedAt),
-        }))
+        Ok((b.createdAt != 0).then(|| convert::bid(id, b)))
     }
 
     /// The provider, `None` if it never registered.
@@ -162,14 +136,6 @@ impl ChainReads {
             .call()
             .await
             .map_err(|e| ChainError::from_contract("getProvider", e))?;
-        Ok((p.createdAt != 0).then(|| store::Provider {
-            address,
-            endpoint: p.endpoint,
-            stake: p.stake,
-            created_at: secs(p.createdAt),
-            limit_period_end: secs(p.limitPeriodEnd),
-            limit_period_earned: p.limitPeriodEarned,
-            is_deleted: p.isDeleted,
-        }))
+        Ok((p.createdAt != 0).then(|| convert::provider(address, p)))
     }
 }

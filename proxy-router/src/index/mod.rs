@@ -2,7 +2,7 @@
 //! follows the head at a confirmation depth, detects reorgs and keeps the `store` tables equal to the
 //! chain. It sits above `chain` (reads) and `store` (writes), which never import each other.
 
-mod convert;
+pub mod convert;
 pub mod decode;
 mod indexer;
 pub mod reader;

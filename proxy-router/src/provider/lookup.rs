@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::{ProviderError, CHAIN_FALLBACK_CONCURRENCY};
 use crate::chain::bindings::{Marketplace, SessionRouter};
 use crate::chain::Rpc;
+use crate::index::convert;
 use crate::store::Store;
 
 /// Sessions read from the chain kept at most.
@@ -40,10 +41,6 @@ pub(super) struct Lookup {
     diamond: Address,
     reads: Semaphore,
     sessions: Mutex<HashMap<B256, SessionFacts>>,
-}
-
-fn secs(value: u128) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
 }
 
 impl Lookup {
@@ -127,8 +124,8 @@ impl Lookup {
             user: session.user,
             provider: bid.provider,
             model_id: bid.modelId,
-            ends_at: secs(session.endsAt),
-            closed_at: secs(session.closedAt),
+            ends_at: convert::secs(session.endsAt),
+            closed_at: convert::secs(session.closedAt),
         };
         tracing::debug!(session = %id, "session read from the chain: not indexed yet");
         let mut cache = self.lock();

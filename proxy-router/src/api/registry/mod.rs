@@ -41,6 +41,7 @@ use super::wire::{BidJson, ModelJson, ModelType, ProviderJson, TxResponse};
 use super::{guard, ApiState, AuthStore, ChainAccess, Permission};
 use crate::chain::bindings::{Marketplace, ModelRegistry, ProviderRegistry};
 use crate::chain::ChainError;
+use crate::index::convert;
 use crate::store::{self, Page, Paged, StoreError};
 
 /// The registry routes, each behind its reference permission.
@@ -206,11 +207,6 @@ where
     }
 }
 
-/// Chain timestamps are `uint128` seconds; beyond `u64` they are clamped.
-fn secs(value: u128) -> u64 {
-    u64::try_from(value).unwrap_or(u64::MAX)
-}
-
 /// `block`, or the latest block.
 fn block_id(block: Option<u64>) -> BlockId {
     block.map_or(BlockId::latest(), BlockId::number)
@@ -230,15 +226,7 @@ pub(crate) async fn chain_provider(
         .call()
         .await
         .map_err(|e| ChainError::from_contract("getProvider", e))?;
-    Ok((p.createdAt != 0).then(|| store::Provider {
-        address,
-        endpoint: p.endpoint,
-        stake: p.stake,
-        created_at: secs(p.createdAt),
-        limit_period_end: secs(p.limitPeriodEnd),
-        limit_period_earned: p.limitPeriodEarned,
-        is_deleted: p.isDeleted,
-    }))
+    Ok((p.createdAt != 0).then(|| convert::provider(address, p)))
 }
 
 /// The model `id` as the chain holds it (at `block`, else the latest), `None` if it never existed.
@@ -254,17 +242,7 @@ pub(crate) async fn chain_model(
         .call()
         .await
         .map_err(|e| ChainError::from_contract("getModel", e))?;
-    Ok((m.createdAt != 0).then(|| store::Model {
-        id,
-        ipfs_cid: m.ipfsCID,
-        fee: m.fee,
-        stake: m.stake,
-        owner: m.owner,
-        name: m.name,
-        tags: m.tags,
-        created_at: secs(m.createdAt),
-        is_deleted: m.isDeleted,
-    }))
+    Ok((m.createdAt != 0).then(|| convert::model(id, m)))
 }
 
 /// The bid `id` as the chain holds it (at `block`, else the latest), `None` if it never existed.
@@ -280,15 +258,7 @@ pub(crate) async fn chain_bid(
         .call()
         .await
         .map_err(|e| ChainError::from_contract("getBid", e))?;
-    Ok((b.createdAt != 0).then(|| store::Bid {
-        id,
-        provider: b.provider,
-        model_id: b.modelId,
-        price_per_second: b.pricePerSecond,
-        nonce: b.nonce,
-        created_at: secs(b.createdAt),
-        deleted_at: secs(b.deletedAt),
-    }))
+    Ok((b.createdAt != 0).then(|| convert::bid(id, b)))
 }
 
 /// 502 for a write whose receipt arrived but whose result the chain does not show at that block
