@@ -401,9 +401,16 @@ impl Consumer {
     }
 }
 
+/// The contract refuses a session shorter than [`MIN_SESSION_DURATION`] (`SessionTooShort`): refused
+/// here, before a provider's handshake and an allowance transaction are spent on it.
 fn check_duration(duration: u64) -> Result<(), ConsumerError> {
-    if duration == 0 {
-        return Err(bad("sessionDuration", "must be greater than 0 seconds"));
+    if duration < MIN_SESSION_DURATION {
+        return Err(bad(
+            "sessionDuration",
+            format!(
+                "{duration} s is shorter than the {MIN_SESSION_DURATION} s the contract accepts (MIN_SESSION_DURATION)"
+            ),
+        ));
     }
     Ok(())
 }
@@ -428,5 +435,10 @@ mod tests {
         ));
         assert!(stake_for(U256::MAX, 2, true, U256::ZERO, U256::ZERO).is_err());
         assert!(check_duration(0).is_err());
+        assert!(matches!(
+            check_duration(MIN_SESSION_DURATION - 1),
+            Err(ConsumerError::BadRequest { field: "sessionDuration", .. })
+        ));
+        assert!(check_duration(MIN_SESSION_DURATION).is_ok());
     }
 }
