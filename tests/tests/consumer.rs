@@ -5,7 +5,8 @@
 //! - a session opened by model streams, answers JSON and embeds, closes with the provider's receipt,
 //!   and the MOR moves exactly as the contracts' formulas say (nothing left for the provider to claim,
 //!   the consumer's on-hold stake back the next day);
-//! - a backend dying mid-stream ends the client's stream with an error event, and the node carries on;
+//! - a backend dying mid-stream ends the client's stream with an error event, a model's error is
+//!   answered as the reference's `providerModelError`, and the node carries on;
 //! - a provider that is down is skipped with its reason, and when none accepts every reason is given;
 //! - failover: a session whose provider dies continues on the next provider within the same request;
 //! - a restarted consumer keeps its sessions, and the sweeper closes a session past its end;
@@ -413,6 +414,19 @@ async fn a_backend_dying_mid_stream_ends_the_stream_with_an_error_event_and_the_
     // Both routers are up; with the backend healthy again the same session answers.
     assert!(market.consumer.as_mut().unwrap().is_running());
     assert!(market.providers[0].router.as_mut().unwrap().is_running());
+    // The model's own error, before the first byte: the reference's 400 `providerModelError`, with
+    // the backend's error body, streamed or not.
+    market.providers[0].backend.control(Faults { error_status: Some(503), ..Faults::default() });
+    for stream in [true, false] {
+        let reply = chat(&market, &id, &chat_body("fail please", stream));
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(
+            reply.json(),
+            json!({"providerModelError": {"error": {"message": "demo backend error 503", "type": "server_error"}}})
+        );
+    }
+    assert!(market.consumer.as_mut().unwrap().is_running());
+
     market.providers[0].backend.control(Faults::default());
     let question = "a short one then";
     assert_json_answer(&chat(&market, &id, &chat_body(question, false)), question);
@@ -674,6 +688,45 @@ async fn bad_input_is_refused_with_a_code_and_a_reason_and_charges_nothing() {
     }
     let body = assert_error(&chat(&market, "0x1234", &good), 400, "bad_request");
     assert_eq!(body["field"], "session_id", "{body}");
+
+    // Closing: an unknown session, another wallet's, a closed one.
+    let json_headers = ["content-type: application/json"];
+    let post_json = |path: &str, body: &Value| {
+        post_raw(&market, path, &["--data-binary", &body.to_string()], &json_headers)
+    };
+    let close = |id: &str| post_json(&format!("/blockchain/sessions/{id}/close"), &json!({}));
+    let body = assert_error(&close(&unknown), 404, "not_found");
+    assert_eq!(body["error"], format!("session {unknown} not found"));
+    let body = assert_error(&close(&foreign), 403, "not_session_user");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains(&lower(stranger.address())), "{body}");
+    assert!(message.contains(&lower(market.consumer_address)), "{body}");
+    let body = assert_error(&close(&closed), 409, "session_closed");
+    assert_eq!(body["error"], format!("session {closed} is already closed"));
+    assert!(body["reason"].as_str().unwrap().starts_with("closed at "), "{body}");
+
+    // Opening: a duration the contract would refuse (SessionTooShort), none, not a number, and a model
+    // nobody bids on: refused before any handshake or transaction (no allowance raised, no nonce used).
+    let allowance = market.chain.allowance(market.consumer_address).await.unwrap();
+    let nonce = provider.get_transaction_count(market.consumer_address).await.unwrap();
+    let open_path = format!("/blockchain/models/{:#x}/session", market.model_id);
+    for (duration, reason) in [
+        (json!(299), "299 s is shorter than the 300 s the contract accepts"),
+        (json!(0), "0 s is shorter than the 300 s the contract accepts"),
+        (json!("soon"), "expected a decimal integer"),
+    ] {
+        let reply = post_json(&open_path, &json!({"sessionDuration": duration}));
+        let body = assert_error(&reply, 400, "bad_request");
+        assert_eq!(body["field"], "sessionDuration", "{body}");
+        assert!(body["error"].as_str().unwrap().contains(reason), "{body}");
+    }
+    let nobody = B256::repeat_byte(9);
+    let reply =
+        post_json(&format!("/blockchain/models/{nobody:#x}/session"), &json!({"sessionDuration": 600}));
+    let body = assert_error(&reply, 404, "no_bids");
+    assert_eq!(body["error"], format!("model {nobody:#x} has no active bid to open a session on"));
+    assert_eq!(market.chain.allowance(market.consumer_address).await.unwrap(), allowance);
+    assert_eq!(provider.get_transaction_count(market.consumer_address).await.unwrap(), nonce);
 
     // Nothing reached the provider, nothing was charged, and the node is up and serves the live session.
     assert_eq!(market.providers[0].backend.seen().requests.len(), served);
