@@ -380,6 +380,66 @@ async fn a_session_by_model_chats_embeds_closes_and_pays_as_the_contracts_say() 
 }
 
 // -------------------------------------------------------------------------------------------------
+// 1b. A session the consumer leaves open: the provider claims it after its end
+// -------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_claims_a_session_left_open_after_its_end_and_the_late_close_pays_nothing_twice() {
+    // The sweeper is kept away (one tick at start, the next in an hour) so the session stays open.
+    let mut market = Market::start(&[PRICE], &[("SESSION_SWEEP_INTERVAL", "1h".to_owned())]).await.unwrap();
+    let d = market.chain.deployment.clone();
+    let provider = market.providers[0].address;
+    let who = [market.consumer_address, provider, d.funding_account, d.diamond];
+    let before = balances(&market.chain, &who).await;
+    let id = market.open_session(300).unwrap();
+    assert_streamed(&chat(&market, &id, &chat_body("one question", true)), "one question");
+    let on_chain = sessions(&market.chain).getSession(b256(&id)).call().await.unwrap();
+    let (opened_at, ends_at, stake) = (on_chain.openedAt as u64, on_chain.endsAt as u64, on_chain.stake);
+    let claimable = format!("/proxy/sessions/{id}/providerClaimableBalance");
+    let claim = format!("/proxy/sessions/{id}/providerClaim");
+
+    // Before the end there is nothing to claim yet; the consumer's stake sits in the diamond.
+    assert_eq!(answer_json(&provider_get(&market, 0, &claimable)), json!({"balance": "0"}));
+    let opened = balances(&market.chain, &who).await;
+    assert_eq!(deltas(&before, &opened), [-signed(stake), 0, 0, signed(stake)]);
+
+    // After the end the provider claims the whole session at its bid's price, from the funding account.
+    advance_past(&market.chain, ends_at).await;
+    let earned = U256::from(ends_at - opened_at) * U256::from(PRICE);
+    market
+        .wait_until(|| {
+            let balance = answer_json(&provider_get(&market, 0, &claimable));
+            Ok((balance["balance"] == earned.to_string()).then_some(()))
+        })
+        .unwrap();
+    let claimed = provider_post(&market, 0, &claim);
+    assert_eq!(claimed.status, 200, "{}", claimed.body);
+    assert_eq!(answer_json(&claimed)["claimed"], earned.to_string());
+    let after_claim = balances(&market.chain, &who).await;
+    assert_eq!(
+        deltas(&opened, &after_claim),
+        [0, signed(earned), -signed(earned), 0],
+        "consumer, provider, funding account, diamond"
+    );
+    let withdrawn =
+        sessions(&market.chain).getSession(b256(&id)).call().await.unwrap().providerWithdrawnAmount;
+    assert_eq!(withdrawn, earned);
+    // A second claim finds nothing.
+    let again = provider_post(&market, 0, &claim);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(answer_json(&again)["code"], "nothing_to_claim");
+
+    // The consumer's late close returns the whole stake and pays the provider nothing more.
+    let closed = market.post(&format!("/blockchain/sessions/{id}/close"), &json!({})).unwrap();
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    market.wait_closed(&id).unwrap();
+    let end = balances(&market.chain, &who).await;
+    assert_eq!(deltas(&before, &end), [0, signed(earned), -signed(earned), 0]);
+    assert_eq!(deltas(&before, &end).iter().sum::<i128>(), 0, "MOR is conserved");
+    assert!(market.consumer.as_mut().unwrap().is_running());
+}
+
+// -------------------------------------------------------------------------------------------------
 // 2. The backend dies mid-stream
 // -------------------------------------------------------------------------------------------------
 
