@@ -28,7 +28,8 @@ pub const PROVIDER_ACCOUNTS: [(u32, &str); 3] = [
     (5, "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"),
 ];
 /// anvil account of the consumer and its private key.
-pub const CONSUMER_ACCOUNT: (u32, &str) = (3, "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6");
+pub const CONSUMER_ACCOUNT: (u32, &str) =
+    (3, "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6");
 /// `user:password` of every router's admin (its `.cookie`).
 pub const ADMIN: &str = "admin:e2e";
 /// The model's name on chain and in the providers' models-config.
@@ -90,7 +91,8 @@ impl Market {
         let owner = address_of(PROVIDER_ACCOUNTS[0].1)?;
         let registration = model_registration(owner, MODEL_NAME, U256::from(MOR / 10));
         let model_id = proxy_router::chain::sender::model_id(owner, registration.base_id);
-        let bid_fee = Marketplace::new(chain.deployment.diamond, chain.provider()?).getBidFee().call().await?;
+        let bid_fee =
+            Marketplace::new(chain.deployment.diamond, chain.provider()?).getBidFee().call().await?;
 
         let mut providers = Vec::new();
         for (i, price) in prices.iter().enumerate() {
@@ -106,7 +108,8 @@ impl Market {
                 allowance.spend(registration.stake, || sender.model_register(&registration)).await?;
             }
             let price = U256::from(*price);
-            let (bid_id, _) = allowance.spend(bid_fee, || sender.post_model_bid(address, model_id, price)).await?;
+            let (bid_id, _) =
+                allowance.spend(bid_fee, || sender.post_model_bid(address, model_id, price)).await?;
 
             let backend = Backend::start().await?;
             let dir = tempfile::tempdir()?;
@@ -144,10 +147,8 @@ impl Market {
         let consumer_address = address_of(consumer_key)?;
         chain.give_mor(consumer_address, U256::from(FUNDS)).await?;
         let consumer_dir = tempfile::tempdir()?;
-        let mut overrides = vec![
-            ("WALLET_PRIVATE_KEY", consumer_key.to_owned()),
-            ("COOKIE_CONTENT", ADMIN.to_owned()),
-        ];
+        let mut overrides =
+            vec![("WALLET_PRIVATE_KEY", consumer_key.to_owned()), ("COOKIE_CONTENT", ADMIN.to_owned())];
         overrides.extend(consumer_env.iter().map(|(k, v)| (*k, v.clone())));
         let consumer_vars = router_env(&chain, consumer_dir.path(), &overrides);
         let consumer = RouterProcess::start(&consumer_vars, consumer_dir.path())?;
