@@ -18,7 +18,8 @@ use super::{
     WebConfig, DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_BLOCK_RANGE, DEFAULT_CONFIRMATIONS,
     DEFAULT_COOKIE_FILE_PATH, DEFAULT_DERIVATION_PATH, DEFAULT_LLM_TIMEOUT, DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_PROMPT_BYTES, DEFAULT_MODELS_CONFIG_PATH, DEFAULT_MULTICALL3, DEFAULT_PNODE_TIMEOUT,
-    DEFAULT_POLLING_INTERVAL, DEFAULT_PROXY_ADDRESS, DEFAULT_RATING_CONFIG_PATH, DEFAULT_RPC_TIMEOUT,
+    DEFAULT_POLLING_INTERVAL, DEFAULT_PROXY_ADDRESS, DEFAULT_PROXY_MAX_CONNECTIONS,
+    DEFAULT_RATING_CONFIG_PATH, DEFAULT_RPC_TIMEOUT, DEFAULT_SESSION_CONCURRENCY, DEFAULT_SESSION_QUEUE,
     DEFAULT_STORAGE_PATH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TIMESTAMP_WINDOW, DEFAULT_TX_BUMP_INTERVAL,
     DEFAULT_TX_FEE_BUMP_PERCENT, DEFAULT_TX_MAX_BUMPS, DEFAULT_TX_RECEIPT_TIMEOUT, DEFAULT_WEB_ADDRESS,
 };
@@ -73,6 +74,12 @@ impl Config {
         let legacy_tx = src.get(ETH_NODE_LEGACY_TX).map_or(Ok(false), |v| v.boolean())?;
         let use_subscriptions = src.get(ETH_NODE_USE_SUBSCRIPTIONS).map_or(Ok(false), |v| v.boolean())?;
         let duration = |var, default| src.get(var).map_or(Ok(default), |v| v.nonzero_duration());
+        // A count of connections or prompts: up to a million.
+        let count = |var, default: usize, min: u64| {
+            let expected =
+                if min == 0 { "an integer from 0 to 1000000" } else { "an integer from 1 to 1000000" };
+            src.get(var).map_or(Ok(default), |v| v.unsigned(min, 1_000_000, expected).map(|n| n as usize))
+        };
         let polling_interval = duration(ETH_NODE_POLLING_INTERVAL, DEFAULT_POLLING_INTERVAL)?;
         if let Some(v) = src.get(ETH_NODE_MAX_RECONNECTS) {
             v.signed_at_least(-1, "an integer >= -1")?;
@@ -117,6 +124,9 @@ impl Config {
                     .map(|n| n as usize)
             })?,
             timestamp_window: duration(PROXY_TIMESTAMP_WINDOW, DEFAULT_TIMESTAMP_WINDOW)?,
+            max_connections: count(PROXY_MAX_CONNECTIONS, DEFAULT_PROXY_MAX_CONNECTIONS, 1)?,
+            session_concurrency: count(PROXY_SESSION_CONCURRENCY, DEFAULT_SESSION_CONCURRENCY, 1)?,
+            session_queue: count(PROXY_SESSION_QUEUE, DEFAULT_SESSION_QUEUE, 0)?,
         };
         let consumer = ConsumerConfig {
             rating_config_path: src

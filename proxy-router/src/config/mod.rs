@@ -98,6 +98,12 @@ pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(240);
 pub const DEFAULT_MAX_PROMPT_BYTES: usize = 4 * 1024 * 1024;
 /// Default of `PROXY_TIMESTAMP_WINDOW`.
 pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(300);
+/// Default of `PROXY_MAX_CONNECTIONS`.
+pub const DEFAULT_PROXY_MAX_CONNECTIONS: usize = 512;
+/// Default of `PROXY_SESSION_CONCURRENCY` (the reference serves one prompt of a session at a time).
+pub const DEFAULT_SESSION_CONCURRENCY: usize = 1;
+/// Default of `PROXY_SESSION_QUEUE`.
+pub const DEFAULT_SESSION_QUEUE: usize = 8;
 /// Default of `RATING_CONFIG_PATH` (the reference's).
 pub const DEFAULT_RATING_CONFIG_PATH: &str = "./rating-config.json";
 /// Default of `CNODE_PNODE_TIMEOUT` (the reference's).
@@ -139,7 +145,7 @@ pub struct Config {
 }
 
 /// The provider role: `PROXY_ADDRESS`, `MODELS_CONFIG_*`, `LLM_TIMEOUT`, `PROXY_MAX_PROMPT_BYTES`,
-/// `PROXY_TIMESTAMP_WINDOW`. The models file's contents are validated by the provider module at start.
+/// `PROXY_TIMESTAMP_WINDOW`, `PROXY_MAX_CONNECTIONS`, `PROXY_SESSION_CONCURRENCY`, `PROXY_SESSION_QUEUE`. The models file's contents are validated by the provider module at start.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     /// `PROXY_ADDRESS`: the MOR-RPC TCP listener (default `0.0.0.0:3333`).
@@ -154,6 +160,12 @@ pub struct ProviderConfig {
     pub max_prompt_bytes: usize,
     /// `PROXY_TIMESTAMP_WINDOW`: accepted clock difference of signed requests (default 5 min).
     pub timestamp_window: Duration,
+    /// `PROXY_MAX_CONNECTIONS`: MOR-RPC connections served at once (default 512).
+    pub max_connections: usize,
+    /// `PROXY_SESSION_CONCURRENCY`: prompts of one session served at once (default 1).
+    pub session_concurrency: usize,
+    /// `PROXY_SESSION_QUEUE`: prompts of one session waiting for their turn (default 8).
+    pub session_queue: usize,
 }
 
 /// The consumer role: `RATING_CONFIG_PATH`, `PROVIDER_ALLOW_LIST`, `CNODE_PNODE_TIMEOUT`,
@@ -343,6 +355,9 @@ impl Config {
             (vars::LLM_TIMEOUT, format_duration(self.provider.llm_timeout)),
             (vars::PROXY_MAX_PROMPT_BYTES, self.provider.max_prompt_bytes.to_string()),
             (vars::PROXY_TIMESTAMP_WINDOW, format_duration(self.provider.timestamp_window)),
+            (vars::PROXY_MAX_CONNECTIONS, self.provider.max_connections.to_string()),
+            (vars::PROXY_SESSION_CONCURRENCY, self.provider.session_concurrency.to_string()),
+            (vars::PROXY_SESSION_QUEUE, self.provider.session_queue.to_string()),
             (vars::RATING_CONFIG_PATH, self.consumer.rating_config_path.display().to_string()),
             (
                 vars::PROVIDER_ALLOW_LIST,

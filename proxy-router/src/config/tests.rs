@@ -186,6 +186,9 @@ fn flags_override_the_environment_and_are_named_in_errors() {
         "--llm-timeout=30s",
         "--proxy-max-prompt-bytes=2048",
         "--proxy-timestamp-window=1m",
+        "--proxy-max-connections=64",
+        "--proxy-session-concurrency=4",
+        "--proxy-session-queue=0",
         "--rating-config-path=/etc/router/rating.json",
         "--provider-allow-list",
         TOKEN,
@@ -207,6 +210,7 @@ fn flags_override_the_environment_and_are_named_in_errors() {
          AUTH_CONFIG_FILE_PATH=/etc/router/proxy.conf\nCOOKIE_FILE_PATH=/etc/router/.cookie\n\
          COOKIE_CONTENT=<redacted>\nPROXY_ADDRESS=127.0.0.1:3334\nMODELS_CONFIG_PATH=/etc/router/models.json\n\
          MODELS_CONFIG_CONTENT={{}}\nLLM_TIMEOUT=30s\nPROXY_MAX_PROMPT_BYTES=2048\nPROXY_TIMESTAMP_WINDOW=1m\n\
+         PROXY_MAX_CONNECTIONS=64\nPROXY_SESSION_CONCURRENCY=4\nPROXY_SESSION_QUEUE=0\n\
          RATING_CONFIG_PATH=/etc/router/rating.json\nPROVIDER_ALLOW_LIST={token}\nCNODE_PNODE_TIMEOUT=15s\n\
          SESSION_SWEEP_INTERVAL=10s\nINDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
          INDEXER_BLOCK_RANGE=500\nINDEXER_MAX_BACKOFF=1m\n",

@@ -79,6 +79,12 @@ pub const LLM_TIMEOUT: &str = "LLM_TIMEOUT";
 pub const PROXY_MAX_PROMPT_BYTES: &str = "PROXY_MAX_PROMPT_BYTES";
 /// `PROXY_TIMESTAMP_WINDOW`.
 pub const PROXY_TIMESTAMP_WINDOW: &str = "PROXY_TIMESTAMP_WINDOW";
+/// `PROXY_MAX_CONNECTIONS`.
+pub const PROXY_MAX_CONNECTIONS: &str = "PROXY_MAX_CONNECTIONS";
+/// `PROXY_SESSION_CONCURRENCY`.
+pub const PROXY_SESSION_CONCURRENCY: &str = "PROXY_SESSION_CONCURRENCY";
+/// `PROXY_SESSION_QUEUE`.
+pub const PROXY_SESSION_QUEUE: &str = "PROXY_SESSION_QUEUE";
 /// `RATING_CONFIG_PATH`.
 pub const RATING_CONFIG_PATH: &str = "RATING_CONFIG_PATH";
 /// `PROVIDER_ALLOW_LIST`.
@@ -240,6 +246,24 @@ pub const VARIABLES: &[VarSpec] = &[
         "proxy-timestamp-window",
         "5m",
         "Provider: signed MOR-RPC requests must be stamped within this much of the local clock (replay defence).",
+    ),
+    var(
+        PROXY_MAX_CONNECTIONS,
+        "proxy-max-connections",
+        "512",
+        "Provider: MOR-RPC connections served at once; more are answered \"provider busy\".",
+    ),
+    var(
+        PROXY_SESSION_CONCURRENCY,
+        "proxy-session-concurrency",
+        "1",
+        "Provider: prompts of one session served at once (the reference: one).",
+    ),
+    var(
+        PROXY_SESSION_QUEUE,
+        "proxy-session-queue",
+        "8",
+        "Provider: prompts of one session waiting for their turn; more are refused at once.",
     ),
     var(
         RATING_CONFIG_PATH,

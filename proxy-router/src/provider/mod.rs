@@ -43,16 +43,17 @@ use crate::store::{Store, StoreError};
 
 /// How many signatures the replay guard remembers.
 pub const REPLAY_CAPACITY: usize = 100_000;
-/// Connections served at once; more are answered "busy" and closed.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Connections served at once (`PROXY_MAX_CONNECTIONS`); more are answered "busy" and closed.
+pub const DEFAULT_MAX_CONNECTIONS: usize = crate::config::DEFAULT_PROXY_MAX_CONNECTIONS;
 /// How long a new connection may take to send its request.
 pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one response frame may take to be written (a consumer that stops reading).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Prompts of one session served at once (the reference serves one at a time).
-pub const DEFAULT_SESSION_CONCURRENCY: usize = 1;
-/// Prompts of one session waiting for their turn; more are refused.
-pub const DEFAULT_SESSION_QUEUE: usize = 8;
+/// Prompts of one session served at once (`PROXY_SESSION_CONCURRENCY`; the reference serves one at a
+/// time).
+pub const DEFAULT_SESSION_CONCURRENCY: usize = crate::config::DEFAULT_SESSION_CONCURRENCY;
+/// Prompts of one session waiting for their turn (`PROXY_SESSION_QUEUE`); more are refused.
+pub const DEFAULT_SESSION_QUEUE: usize = crate::config::DEFAULT_SESSION_QUEUE;
 /// Chain reads for bids or sessions the index does not hold yet, at once.
 pub const CHAIN_FALLBACK_CONCURRENCY: usize = 4;
 /// The `idle_timeout` capacity policy's window: sessions with a prompt this recent count.
@@ -128,11 +129,11 @@ impl ProviderOptions {
             max_prompt_bytes: provider.max_prompt_bytes,
             timestamp_window: provider.timestamp_window,
             backend_timeouts: BackendTimeouts::for_llm_timeout(provider.llm_timeout),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections: provider.max_connections,
             request_read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
-            session_concurrency: DEFAULT_SESSION_CONCURRENCY,
-            session_queue: DEFAULT_SESSION_QUEUE,
+            session_concurrency: provider.session_concurrency,
+            session_queue: provider.session_queue,
             clock: Clock::system(),
         }
     }
