@@ -187,6 +187,11 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     let indexer_task = tokio::spawn(indexer.run(cancel.clone()));
     let shutdown = cancel.clone();
     let http_task = tokio::spawn(async move {
+        // Streamed answers are many small writes: without TCP_NODELAY each one after the first waits for
+        // the client's (delayed) ACK of the previous one, up to 40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
     });
     // Operators and scripts read this line to find the API (WEB_ADDRESS may use port 0).

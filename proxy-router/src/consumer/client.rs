@@ -20,6 +20,9 @@
 //! (`CNODE_PNODE_TIMEOUT`), and so must every later frame (an idle limit the reference lacks); a frame
 //! may be at most [`MAX_RESPONSE_FRAME`] bytes.
 
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{keccak256, Address, Bytes, Signature, B256, U256};
@@ -113,6 +116,39 @@ pub struct ProviderClient {
     dial_timeout: Duration,
     response_timeout: Duration,
     max_frame_len: usize,
+    stamps: Arc<PromptStamps>,
+}
+
+/// Timestamps of signed prompts such that two identical prompts on one session never carry the same
+/// one. Signatures are deterministic (RFC 6979): the same session, message and millisecond would sign to
+/// the same bytes, which the provider's replay guard rightly refuses as a replay. A prompt identical to
+/// one already stamped at or after this millisecond gets the next free millisecond instead (ahead of
+/// the clock only while identical prompts come faster than one per millisecond).
+#[derive(Debug, Default)]
+struct PromptStamps {
+    /// Hash of (session, message) → the last timestamp used for it.
+    last: Mutex<HashMap<u64, u64>>,
+}
+
+/// Entries kept before the stale ones (stamped before now) are dropped.
+const PROMPT_STAMPS_KEPT: usize = 4096;
+
+impl PromptStamps {
+    fn stamp(&self, session_id: B256, message: &str, now_ms: u64) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (session_id, message).hash(&mut hasher);
+        let key = hasher.finish();
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.len() >= PROMPT_STAMPS_KEPT {
+            last.retain(|_, stamped| *stamped >= now_ms);
+        }
+        let stamp = match last.get(&key) {
+            Some(&previous) if previous >= now_ms => previous + 1,
+            _ => now_ms,
+        };
+        last.insert(key, stamp);
+        stamp
+    }
 }
 
 type Conn = Framed<TcpStream, MorRpcCodec>;
@@ -120,7 +156,12 @@ type Conn = Framed<TcpStream, MorRpcCodec>;
 impl ProviderClient {
     /// A client waiting up to `response_timeout` (`CNODE_PNODE_TIMEOUT`) for each answer frame.
     pub fn new(response_timeout: Duration) -> Self {
-        Self { dial_timeout: DIAL_TIMEOUT, response_timeout, max_frame_len: MAX_RESPONSE_FRAME }
+        Self {
+            dial_timeout: DIAL_TIMEOUT,
+            response_timeout,
+            max_frame_len: MAX_RESPONSE_FRAME,
+            stamps: Arc::default(),
+        }
     }
 
     /// How long each answer frame may take.
@@ -191,7 +232,8 @@ impl ProviderClient {
         message: String,
         request_id: &str,
     ) -> Result<(Chunk, PromptStream), ConsumerError> {
-        let request = SessionPromptReq::build(wallet, session_id, message, unix_millis_now())?;
+        let timestamp = self.stamps.stamp(session_id, &message, unix_millis_now());
+        let request = SessionPromptReq::build(wallet, session_id, message, timestamp)?;
         let mut conn = self.send(endpoint, method::SESSION_PROMPT, &request, request_id).await?;
         let frame = match self.next_frame(endpoint, &mut conn).await? {
             Some(frame) => frame,
@@ -373,8 +415,11 @@ fn open_frame(
                 message: error.message.clone(),
             });
         }
+        // `key.address` is the address of `key.public_key` (checked once, in `ProviderKey::new`):
+        // recovering the signer and comparing addresses is the check against the key, without parsing
+        // and hashing the key again for every frame.
         error
-            .verify_public_key(&key.public_key)
+            .verify_signer(key.address)
             .map_err(|e| ConsumerError::invalid(endpoint, format!("error frame signature: {e}")))?;
         let plaintext = error
             .decrypt(wallet)
@@ -389,7 +434,7 @@ fn open_frame(
     }
     let chunk: SessionPromptRes = result(endpoint, &response)?;
     chunk
-        .verify_public_key(&key.public_key)
+        .verify_signer(key.address)
         .map_err(|e| ConsumerError::invalid(endpoint, format!("frame signature: {e}")))?;
     let plaintext =
         chunk.decrypt(wallet).map_err(|e| ConsumerError::invalid(endpoint, format!("frame: {e}")))?;

@@ -125,15 +125,22 @@ impl Provider {
         me: Address,
     ) -> Result<SessionFacts, ProviderError> {
         let inner = &self.inner;
-        let known_signer = match request.recover_signer() {
-            Ok(signer) => inner.store.provider_sessions().user_key(signer).await?.is_some(),
-            Err(_) => false,
+        // The index (or the cache of chain reads) first: a known session costs no signature recovery.
+        let session = match inner.lookup.session(&inner.store, &inner.rpc, id, false).await? {
+            Some(session) => Some(session),
+            None => {
+                let known_signer = match request.recover_signer() {
+                    Ok(signer) => inner.store.provider_sessions().user_key(signer).await?.is_some(),
+                    Err(_) => false,
+                };
+                if known_signer {
+                    inner.lookup.session(&inner.store, &inner.rpc, id, true).await?
+                } else {
+                    None
+                }
+            }
         };
-        let session = inner
-            .lookup
-            .session(&inner.store, &inner.rpc, id, known_signer)
-            .await?
-            .ok_or(ProviderError::SessionNotFound(id))?;
+        let session = session.ok_or(ProviderError::SessionNotFound(id))?;
         if session.provider != me {
             return Err(ProviderError::NotOurSession { session: id, owner: session.provider, me });
         }

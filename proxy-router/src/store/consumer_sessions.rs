@@ -97,6 +97,7 @@ pub struct AnsweredPrompt {
 #[derive(Debug, Clone, Copy)]
 pub struct ConsumerSessionsRepo<'a> {
     pub(crate) pool: &'a SqlitePool,
+    pub(crate) prompt_writes: &'a tokio::sync::Mutex<()>,
 }
 
 /// `SELECT <every column> FROM consumer_sessions <rest>` as one literal.
@@ -225,6 +226,7 @@ impl ConsumerSessionsRepo<'_> {
 
     /// Adds one answered prompt to the session's statistics (one atomic statement).
     pub async fn add_prompt(&self, session_id: B256, prompt: AnsweredPrompt) -> Result<(), StoreError> {
+        let _turn = self.prompt_writes.lock().await;
         sqlx::query(
             "UPDATE consumer_sessions SET prompts = prompts + 1, \
              tps_scaled1000_sum = tps_scaled1000_sum + $2, ttft_ms_sum = ttft_ms_sum + $3, \
@@ -243,6 +245,7 @@ impl ConsumerSessionsRepo<'_> {
 
     /// Counts one prompt that failed at the provider.
     pub async fn add_failure(&self, session_id: B256) -> Result<(), StoreError> {
+        let _turn = self.prompt_writes.lock().await;
         sqlx::query("UPDATE consumer_sessions SET failures = failures + 1 WHERE session_id = $1")
             .bind(codec::b256(&session_id))
             .execute(self.pool)

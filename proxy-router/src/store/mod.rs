@@ -136,6 +136,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
+    /// Taken by the per-prompt statistics writes, so that concurrent prompts queue here instead of
+    /// colliding on SQLite's write lock, whose busy handler sleeps (1 to 100 ms) between retries.
+    prompt_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -194,7 +197,7 @@ impl Store {
             .await
             .map_err(open_err)?;
         tracing::info!(path = %path.display(), "store opened");
-        Ok(Store { pool, path })
+        Ok(Store { pool, path, prompt_writes: std::sync::Arc::default() })
     }
 
     /// The database file.
@@ -235,13 +238,13 @@ impl Store {
 
     /// The consumer role's own records of its sessions (endpoint, key, failover, statistics).
     pub fn consumer_sessions(&self) -> ConsumerSessionsRepo<'_> {
-        ConsumerSessionsRepo { pool: &self.pool }
+        ConsumerSessionsRepo { pool: &self.pool, prompt_writes: &self.prompt_writes }
     }
 
     /// The provider role's own state: consumers' handshake keys and per-session prompt statistics
     /// (not part of the chain index).
     pub fn provider_sessions(&self) -> ProviderSessionsRepo<'_> {
-        ProviderSessionsRepo { pool: &self.pool }
+        ProviderSessionsRepo { pool: &self.pool, prompt_writes: &self.prompt_writes }
     }
 
     /// The indexer's cursor, block hashes, event log, journal and source.

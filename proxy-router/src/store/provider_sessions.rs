@@ -18,6 +18,7 @@ use super::error::StoreError;
 #[derive(Debug, Clone, Copy)]
 pub struct ProviderSessionsRepo<'a> {
     pub(crate) pool: &'a SqlitePool,
+    pub(crate) prompt_writes: &'a tokio::sync::Mutex<()>,
 }
 
 /// The session a prompt belongs to, as the provider saw it when serving the prompt.
@@ -145,6 +146,7 @@ impl ProviderSessionsRepo<'_> {
     }
 
     async fn add(&self, s: &ServedSession, d: Delta, at_ms: u64, op: &'static str) -> Result<(), StoreError> {
+        let _turn = self.prompt_writes.lock().await;
         sqlx::query(
             "INSERT INTO provider_sessions (session_id, user_address, model_id, ends_at, prompts, \
              failed_prompts, ttft_ms_sum, tps_scaled1000_sum, input_tokens, output_tokens, \

@@ -240,3 +240,23 @@ fn keys_must_hash_to_the_address() {
     assert_eq!(dial_address("tcp://host:3333/"), "host:3333");
     assert_eq!(request_id().len(), 8);
 }
+
+#[test]
+fn identical_prompts_never_share_a_timestamp() {
+    let stamps = PromptStamps::default();
+    let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+    // The same prompt on the same session, three times in one millisecond: three timestamps.
+    assert_eq!(stamps.stamp(a, "hi", 1_000), 1_000);
+    assert_eq!(stamps.stamp(a, "hi", 1_000), 1_001);
+    assert_eq!(stamps.stamp(a, "hi", 1_000), 1_002);
+    // Another message or another session is not moved.
+    assert_eq!(stamps.stamp(a, "ho", 1_000), 1_000);
+    assert_eq!(stamps.stamp(b, "hi", 1_000), 1_000);
+    // Once the clock passes the last stamp, the clock is used again.
+    assert_eq!(stamps.stamp(a, "hi", 1_005), 1_005);
+    // The table stays bounded: stale entries go when it is full.
+    for i in 0..(PROMPT_STAMPS_KEPT as u64 + 10) {
+        stamps.stamp(a, &i.to_string(), 2_000 + i);
+    }
+    assert!(stamps.last.lock().unwrap().len() <= PROMPT_STAMPS_KEPT);
+}
