@@ -7,6 +7,7 @@
 #   make abi             refresh proxy-router/abi/*.json from contracts/out (commit the result)
 #   make demo            a local marketplace: anvil, contracts, a provider and a consumer router, one chat
 #   make swagger-check   load the node's Swagger UI in headless Chromium (needs Debian's chromium package)
+#   make bench           relay benchmark vs direct, nginx and LiteLLM (installs both; docs/benchmarks.md)
 #   make python-deps     the official openai Python client in target/venv (for the client test)
 
 SHELL := bash
@@ -14,7 +15,7 @@ SHELL := bash
 FORGE := $(CURDIR)/node_modules/.bin/forge
 NPM_STAMP := node_modules/.installed
 
-.PHONY: all contracts test-contracts abi check-abi lint python-deps test-rust test demo swagger-check clean
+.PHONY: all contracts test-contracts abi check-abi lint python-deps test-rust test demo swagger-check bench bench-deps clean
 
 all: contracts
 
@@ -70,6 +71,29 @@ demo: contracts
 # /usr/bin/chromium) and checks every operation of the spec is shown.
 swagger-check: contracts
 	cargo run --quiet --locked -p e2e-tests --bin swagger-check
+
+# The relay benchmark (tests/src/bin/bench.rs): the fake backend direct, nginx (Debian's package, run with
+# its own configuration under target/bench), the LiteLLM proxy (bench/requirements.txt, in
+# target/bench-venv) and our consumer + provider routers in release, each driven by the same load
+# generator. Writes docs/benchmarks.json and the tables of docs/benchmarks.md. Loopback only.
+BENCH_VENV := target/bench-venv
+BENCH_VENV_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_VENV_STAMP): bench/requirements.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench-deps: $(BENCH_VENV_STAMP)
+	@if [ ! -x "$${NGINX:-/usr/sbin/nginx}" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq nginx; \
+	fi
+
+bench: contracts bench-deps
+	cargo build --release --locked -p proxy-router --bin proxy-router -p e2e-tests --bin bench
+	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; \
+	  ROUTER_BINARY=target/release/proxy-router target/release/bench
 
 clean:
 	cargo clean

@@ -83,6 +83,11 @@ impl Anvil {
         self.addr
     }
 
+    /// Kills anvil now (the chain is gone: every later RPC call fails).
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
     /// The HTTP JSON-RPC endpoint, e.g. `http://127.0.0.1:45123`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)

@@ -7,6 +7,7 @@
 pub mod anvil;
 pub mod api;
 pub mod backend;
+pub mod bench;
 pub mod chain;
 pub mod deploy;
 pub mod index;

@@ -81,11 +81,49 @@ fn address_of(key: &str) -> anyhow::Result<Address> {
     Ok(key.parse::<alloy::signers::local::PrivateKeySigner>()?.address())
 }
 
+/// How [`Market::start_with`] sets the marketplace up; [`MarketOptions::new`] gives what
+/// [`Market::start`] uses.
+#[derive(Debug, Clone)]
+pub struct MarketOptions {
+    /// One provider per price (wei per second).
+    pub prices: Vec<u64>,
+    /// Variables added to (or replacing) the consumer router's.
+    pub consumer_env: Vec<(String, String)>,
+    /// Variables added to (or replacing) every provider router's.
+    pub provider_env: Vec<(String, String)>,
+    /// The chat endpoint every provider's models-config names instead of its own stand-in backend
+    /// (which is still started).
+    pub backend_url: Option<String>,
+    /// The model's `concurrentSlots` in every provider's models-config.
+    pub concurrent_slots: u32,
+}
+
+impl MarketOptions {
+    /// One provider per entry of `prices`, default routers, each provider on its own stand-in backend.
+    pub fn new(prices: &[u64]) -> Self {
+        Self {
+            prices: prices.to_vec(),
+            consumer_env: Vec::new(),
+            provider_env: Vec::new(),
+            backend_url: None,
+            concurrent_slots: 16,
+        }
+    }
+}
+
 impl Market {
     /// Starts a marketplace with one provider per entry of `prices` (wei per second), every provider and
     /// the consumer funded with [`FUNDS`] MOR, and waits until the consumer has indexed every bid.
     /// `consumer_env` adds or replaces the consumer router's variables.
     pub async fn start(prices: &[u64], consumer_env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let mut options = MarketOptions::new(prices);
+        options.consumer_env = consumer_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        Self::start_with(&options).await
+    }
+
+    /// [`Market::start`] with every option.
+    pub async fn start_with(options: &MarketOptions) -> anyhow::Result<Self> {
+        let prices = &options.prices[..];
         ensure!(!prices.is_empty() && prices.len() <= PROVIDER_ACCOUNTS.len(), "1 to 3 providers");
         let chain = ChainFixture::start().await?;
         let owner = address_of(PROVIDER_ACCOUNTS[0].1)?;
@@ -117,20 +155,18 @@ impl Market {
                 "modelId": format!("{model_id:#x}"),
                 "modelName": MODEL_NAME,
                 "apiType": "openai",
-                "apiUrl": backend.chat_url(),
-                "concurrentSlots": 16,
+                "apiUrl": options.backend_url.clone().unwrap_or_else(|| backend.chat_url()),
+                "concurrentSlots": options.concurrent_slots,
                 "capacityPolicy": "simple",
             }]});
-            let vars = router_env(
-                &chain,
-                dir.path(),
-                &[
-                    ("WALLET_PRIVATE_KEY", key.to_owned()),
-                    ("PROXY_ADDRESS", endpoint.clone()),
-                    ("MODELS_CONFIG_CONTENT", models_config.to_string()),
-                    ("COOKIE_CONTENT", ADMIN.to_owned()),
-                ],
-            );
+            let mut provider_vars = vec![
+                ("WALLET_PRIVATE_KEY", key.to_owned()),
+                ("PROXY_ADDRESS", endpoint.clone()),
+                ("MODELS_CONFIG_CONTENT", models_config.to_string()),
+                ("COOKIE_CONTENT", ADMIN.to_owned()),
+            ];
+            provider_vars.extend(options.provider_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+            let vars = router_env(&chain, dir.path(), &provider_vars);
             let router = RouterProcess::start(&vars, dir.path())?;
             providers.push(ProviderNode {
                 backend,
@@ -149,7 +185,7 @@ impl Market {
         let consumer_dir = tempfile::tempdir()?;
         let mut overrides =
             vec![("WALLET_PRIVATE_KEY", consumer_key.to_owned()), ("COOKIE_CONTENT", ADMIN.to_owned())];
-        overrides.extend(consumer_env.iter().map(|(k, v)| (*k, v.clone())));
+        overrides.extend(options.consumer_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let consumer_vars = router_env(&chain, consumer_dir.path(), &overrides);
         let consumer = RouterProcess::start(&consumer_vars, consumer_dir.path())?;
         let market = Self {

@@ -19,8 +19,19 @@ pub const LISTENING: &str = "proxy-router: HTTP API listening on http://";
 /// The line prefix the node prints once its provider's MOR-RPC server listens (before [`LISTENING`]).
 pub const MOR_RPC_LISTENING: &str = "proxy-router: MOR-RPC listening on ";
 
-/// The `proxy-router` binary, built (or found up to date) by cargo.
+/// Names a prebuilt `proxy-router` binary to run instead of cargo's debug build (`make bench` points it
+/// at the release build).
+pub const ROUTER_BINARY: &str = "ROUTER_BINARY";
+
+/// The `proxy-router` binary: the one [`ROUTER_BINARY`] names, else the debug build (built, or found up to
+/// date, by cargo).
 pub fn binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(ROUTER_BINARY).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        let path = if path.is_relative() { repo_root().join(path) } else { path };
+        anyhow::ensure!(path.is_file(), "{ROUTER_BINARY}={} is not a file", path.display());
+        return Ok(path);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(repo_root())
@@ -107,6 +118,11 @@ impl RouterProcess {
                 bail!("the router did not start its HTTP API (exit: {status})")
             }
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `http://<api>` + `path`.

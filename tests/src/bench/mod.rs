@@ -1,0 +1,832 @@
+//! The relay benchmark (`make bench`, `tests/src/bin/bench.rs`): what a router costs between an OpenAI
+//! client and the model, measured the same way for us and for what a user would otherwise put there,
+//! in one run on loopback.
+//!
+//! Paths, each driven by the same [`load`] generator with the same requests:
+//!
+//! - `direct`: the fake backend ([`backend`]) itself — the baseline every "added" number subtracts;
+//! - `nginx`: Debian's nginx as a plain one-hop reverse proxy to the backend ([`procs::start_nginx`]);
+//! - `litellm`: the LiteLLM proxy with the backend as an OpenAI-compatible model ([`procs::start_litellm`]);
+//! - `proxy-router`: our consumer router → MOR-RPC → our provider router → the backend, on a session
+//!   opened through [`crate::market`]. anvil is needed to open the session only: it is **stopped
+//!   before anything is measured**, so a chain call on the prompt path would fail the request.
+//!
+//! Per path and concurrency: requests per second, latency percentiles and what they add over
+//! `direct`, time to first chunk and per-chunk time of streams, CPU seconds per 1 000 requests of the
+//! path's processes (`/proc/<pid>/stat`), and their peak RSS (`VmHWM`). The memory test holds N
+//! streams open and idle through our routers and reports RSS per stream. [`Report`] is written as JSON
+//! and as the Markdown tables of `docs/benchmarks.md`.
+
+pub mod backend;
+pub mod load;
+pub mod procs;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use serde::Serialize;
+
+use self::backend::{BenchBackend, Knobs};
+use self::load::{Outcome, Phase, Target};
+use crate::market::{Market, MarketOptions, ADMIN};
+
+/// Name of the baseline path.
+pub const DIRECT: &str = "direct";
+/// Name of nginx's path.
+pub const NGINX: &str = "nginx";
+/// Name of LiteLLM's path.
+pub const LITELLM: &str = "litellm";
+/// Name of our path (consumer + provider).
+pub const OURS: &str = "proxy-router";
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Measured time of each phase, seconds.
+    pub phase_s: f64,
+    /// Unmeasured warm-up before each phase, seconds.
+    pub warmup_s: f64,
+    /// Most requests of one phase.
+    pub max_requests: u64,
+    /// Concurrencies of the non-streamed phases.
+    pub json_concurrency: Vec<usize>,
+    /// Concurrencies of the streamed phases.
+    pub stream_concurrency: Vec<usize>,
+    /// Bytes of the user message.
+    pub prompt_bytes: usize,
+    /// Content bytes of a non-streamed answer.
+    pub json_bytes: usize,
+    /// Content events of a streamed answer.
+    pub stream_chunks: usize,
+    /// Content bytes per event.
+    pub chunk_bytes: usize,
+    /// Idle open streams of the memory test (each a separate run), through our routers.
+    pub idle_streams: Vec<usize>,
+    /// Whether nginx is measured.
+    pub nginx: bool,
+    /// Whether LiteLLM is measured.
+    pub litellm: bool,
+    /// Where nginx's and LiteLLM's configurations and logs go.
+    #[serde(skip)]
+    pub work_dir: PathBuf,
+}
+
+impl Settings {
+    /// The full benchmark of `make bench`.
+    pub fn full(work_dir: PathBuf) -> Self {
+        Self {
+            phase_s: 5.0,
+            warmup_s: 1.0,
+            max_requests: 2_000_000,
+            json_concurrency: vec![1, 32, 200],
+            stream_concurrency: vec![1, 32],
+            prompt_bytes: 1024,
+            json_bytes: 1024,
+            stream_chunks: 64,
+            chunk_bytes: 16,
+            idle_streams: vec![5000],
+            nginx: true,
+            litellm: true,
+            work_dir,
+        }
+    }
+
+    /// A few requests through `direct` and our routers only (the smoke test of `make test`).
+    pub fn smoke(work_dir: PathBuf) -> Self {
+        Self {
+            phase_s: 0.3,
+            warmup_s: 0.05,
+            max_requests: 40,
+            json_concurrency: vec![1, 4],
+            stream_concurrency: vec![2],
+            stream_chunks: 8,
+            idle_streams: vec![16],
+            nginx: false,
+            litellm: false,
+            ..Self::full(work_dir)
+        }
+    }
+}
+
+/// The machine the run was on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// `model name` of `/proc/cpuinfo`.
+    pub cpu: String,
+    /// Online cores.
+    pub cores: usize,
+    /// Kernel release.
+    pub kernel: String,
+    /// UTC date and time of the run (`date -u`).
+    pub date: String,
+}
+
+impl Machine {
+    fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or("unknown".to_owned(), |(_, v)| v.trim().to_owned());
+        let kernel =
+            std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+        let date = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        Self { cpu, cores: std::thread::available_parallelism().map_or(1, |n| n.get()), kernel, date }
+    }
+}
+
+/// One path's processes and memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathInfo {
+    /// Path name.
+    pub name: String,
+    /// What runs it.
+    pub processes: String,
+    /// Peak RSS of its processes at the end of the run, KiB (none for `direct`: in-process).
+    pub peak_rss_kb: Option<u64>,
+}
+
+/// One measured phase on one path.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// `json` or `stream`.
+    pub kind: &'static str,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Path name.
+    pub path: String,
+    /// What the load generator saw.
+    pub outcome: Outcome,
+    /// CPU seconds of the path's processes during the phase.
+    pub cpu_s: Option<f64>,
+    /// CPU seconds per 1 000 answered requests.
+    pub cpu_s_per_1000: Option<f64>,
+    /// Median latency minus `direct`'s, µs.
+    pub added_p50_us: Option<f64>,
+    /// 99th percentile latency minus `direct`'s, µs.
+    pub added_p99_us: Option<f64>,
+    /// Median time to first chunk minus `direct`'s, µs.
+    pub added_ttfc_p50_us: Option<f64>,
+    /// Median per-event time of streams minus `direct`'s, µs.
+    pub added_per_event_p50_us: Option<f64>,
+}
+
+/// The memory test's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleStreams {
+    /// Streams asked for.
+    pub streams: usize,
+    /// Streams that got their first event and were held.
+    pub opened: usize,
+    /// Streams that failed to open.
+    pub failed: usize,
+    /// The first failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    /// Seconds to open them all.
+    pub open_s: f64,
+    /// RSS of the consumer before, KiB.
+    pub consumer_before_kb: u64,
+    /// RSS of the consumer with every stream open, KiB.
+    pub consumer_open_kb: u64,
+    /// RSS of the provider before, KiB.
+    pub provider_before_kb: u64,
+    /// RSS of the provider with every stream open, KiB.
+    pub provider_open_kb: u64,
+    /// Added RSS of both per open stream, KiB.
+    pub per_stream_kb: f64,
+}
+
+/// A target of the issue and whether this run met it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    /// What is asked.
+    pub target: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met, or not (`None`: not measured in this run).
+    pub met: Option<bool>,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where and when.
+    pub machine: Machine,
+    /// What was run.
+    pub settings: Settings,
+    /// The paths and their memory.
+    pub paths: Vec<PathInfo>,
+    /// Every phase on every path.
+    pub runs: Vec<Run>,
+    /// The memory test.
+    pub idle_streams: Vec<IdleStreams>,
+    /// The issue's targets.
+    pub targets: Vec<TargetCheck>,
+    /// Seconds the whole run took (set-up included).
+    pub elapsed_s: f64,
+}
+
+struct Path {
+    target: Target,
+    pids: Vec<u32>,
+    processes: String,
+}
+
+/// Runs the benchmark. Progress goes to stderr.
+pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let machine = Machine::read();
+    let ticks = procs::clock_ticks();
+    let knobs = Knobs {
+        json_bytes: settings.json_bytes,
+        chunks: settings.stream_chunks,
+        chunk_bytes: settings.chunk_bytes,
+        ..Knobs::default()
+    };
+    let backend = BenchBackend::start(knobs).await?;
+    eprintln!("bench: backend on {}", backend.addr());
+
+    // Our routers: a provider serving the model from the bench backend, a consumer with a session.
+    let mut options = MarketOptions::new(&[10_000_000_000_000]);
+    options.backend_url = Some(backend.chat_url());
+    let quiet = ("RUST_LOG".to_owned(), "error".to_owned());
+    options.provider_env = vec![
+        // One session carries the whole load: let its prompts run side by side.
+        ("PROXY_SESSION_CONCURRENCY".to_owned(), "1000000".to_owned()),
+        ("PROXY_MAX_CONNECTIONS".to_owned(), "1000000".to_owned()),
+        quiet.clone(),
+    ];
+    options.consumer_env = vec![quiet];
+    let mut market = Market::start_with(&options).await.context("start the marketplace")?;
+    let session = market.open_session(3600).context("open a session")?;
+    eprintln!("bench: session {session} open");
+    let consumer = market.consumer()?;
+    let provider = market.providers[0].router.as_ref().context("no provider router")?;
+    let ours_pids = vec![consumer.pid(), provider.pid()];
+    let (consumer_pid, provider_pid) = (consumer.pid(), provider.pid());
+    eprintln!("bench: consumer router pid {consumer_pid}, provider router pid {provider_pid}");
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(ADMIN));
+    let ours = Target::new(OURS, consumer.url("/v1/chat/completions"))
+        .header("authorization", &auth)?
+        .header("session_id", &session)?;
+    let client = load::client()?;
+    // One prompt of each kind before the chain goes away (the consumer learns the provider's key).
+    for stream in [false, true] {
+        load::request(&client, &ours, &load::chat_body(backend::MODEL, 64, stream)).await?;
+    }
+    market.chain.anvil.stop();
+    eprintln!("bench: anvil stopped; from here on a chain call would fail the request");
+
+    let mut paths = vec![Path {
+        target: Target::new(DIRECT, backend.chat_url()),
+        pids: Vec::new(),
+        processes: "the fake backend itself (no proxy)".to_owned(),
+    }];
+    let _nginx = if settings.nginx {
+        let nginx = procs::start_nginx(&settings.work_dir.join("nginx"), backend.addr())?;
+        eprintln!("bench: nginx on {}", nginx.base_url);
+        paths.push(Path {
+            target: Target::new(NGINX, format!("{}/v1/chat/completions", nginx.base_url)),
+            pids: vec![nginx.pid()],
+            processes: "nginx master + workers (one per core)".to_owned(),
+        });
+        Some(nginx)
+    } else {
+        None
+    };
+    let _litellm = if settings.litellm {
+        let litellm = procs::start_litellm(&settings.work_dir.join("litellm"), &backend.base_url())?;
+        eprintln!("bench: litellm on {}", litellm.base_url);
+        paths.push(Path {
+            target: Target::new(LITELLM, format!("{}/v1/chat/completions", litellm.base_url)),
+            pids: vec![litellm.pid()],
+            processes: "litellm proxy (one worker) and its children".to_owned(),
+        });
+        Some(litellm)
+    } else {
+        None
+    };
+    paths.push(Path {
+        target: ours,
+        pids: ours_pids.clone(),
+        processes: "consumer router + provider router".to_owned(),
+    });
+
+    // The memory test first, on fresh processes.
+    let mut idle = Vec::new();
+    for &n in &settings.idle_streams {
+        let result =
+            idle_streams(&client, &paths[paths.len() - 1].target, &backend, n, consumer_pid, provider_pid)
+                .await;
+        eprintln!(
+            "bench: {} idle streams: {} open, {:.1} KiB per stream",
+            n, result.opened, result.per_stream_kb
+        );
+        idle.push(result);
+    }
+    backend.set(knobs);
+
+    let mut runs = Vec::new();
+    let phase_time = Duration::from_secs_f64(settings.phase_s);
+    let warmup_time = Duration::from_secs_f64(settings.warmup_s);
+    let kinds = [("json", false, &settings.json_concurrency), ("stream", true, &settings.stream_concurrency)];
+    for (kind, stream, concurrencies) in kinds {
+        let body = load::chat_body(backend::MODEL, settings.prompt_bytes, stream);
+        for &concurrency in concurrencies.iter() {
+            for path in &paths {
+                let warmup =
+                    Phase { concurrency, duration: warmup_time, max_requests: settings.max_requests };
+                load::run(&client, &path.target, &body, warmup).await;
+                let cpu_before = (!path.pids.is_empty()).then(|| procs::cpu_seconds(&path.pids, ticks));
+                let phase = Phase { concurrency, duration: phase_time, max_requests: settings.max_requests };
+                let outcome = load::run(&client, &path.target, &body, phase).await;
+                let cpu_s = cpu_before.map(|before| procs::cpu_seconds(&path.pids, ticks) - before);
+                let cpu_s_per_1000 = cpu_s.filter(|_| outcome.ok > 0).map(|c| c * 1000.0 / outcome.ok as f64);
+                eprintln!(
+                    "bench: {kind:6} c={concurrency:<3} {:12} {:>9.0} req/s  p50 {:>8.0} µs  p99 {:>8.0} µs  ttfc p50 {:>8.0} µs  errors {}{}",
+                    path.target.name,
+                    outcome.rps,
+                    outcome.latency.p50_us,
+                    outcome.latency.p99_us,
+                    outcome.ttfc.p50_us,
+                    outcome.errors,
+                    outcome.first_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(),
+                );
+                runs.push(Run {
+                    kind,
+                    concurrency,
+                    path: path.target.name.clone(),
+                    outcome,
+                    cpu_s,
+                    cpu_s_per_1000,
+                    added_p50_us: None,
+                    added_p99_us: None,
+                    added_ttfc_p50_us: None,
+                    added_per_event_p50_us: None,
+                });
+            }
+        }
+    }
+    fill_added(&mut runs);
+
+    let path_infos = paths
+        .iter()
+        .map(|p| PathInfo {
+            name: p.target.name.clone(),
+            processes: p.processes.clone(),
+            peak_rss_kb: (!p.pids.is_empty()).then(|| procs::peak_rss_kb(&p.pids)),
+        })
+        .collect();
+    let targets = check_targets(&runs, &idle, settings);
+    drop(market);
+    Ok(Report {
+        machine,
+        settings: settings.clone(),
+        paths: path_infos,
+        runs,
+        idle_streams: idle,
+        targets,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Holds `n` streams open and idle through `target` (our consumer) and measures the routers' RSS.
+async fn idle_streams(
+    client: &reqwest::Client,
+    target: &Target,
+    backend: &BenchBackend,
+    n: usize,
+    consumer_pid: u32,
+    provider_pid: u32,
+) -> IdleStreams {
+    backend.set(Knobs { chunks: 4, chunk_bytes: 16, hold: true, ..Knobs::default() });
+    let consumer_before_kb = procs::rss_kb(&[consumer_pid]);
+    let provider_before_kb = procs::rss_kb(&[provider_pid]);
+    let body = load::chat_body(backend::MODEL, 256, true);
+    let opening = Arc::new(tokio::sync::Semaphore::new(128));
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let finish = Arc::new(tokio::sync::Notify::new());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (client, target, body, opening, opened_tx, finish) = (
+            client.clone(),
+            target.clone(),
+            body.clone(),
+            opening.clone(),
+            opened_tx.clone(),
+            finish.clone(),
+        );
+        tasks.spawn(async move {
+            let permit = opening.acquire_owned().await;
+            let sent = client
+                .post(&target.url)
+                .headers(target.headers.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await;
+            let mut response = match sent {
+                Ok(r) if r.status().is_success() => r,
+                Ok(r) => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    let _ = opened_tx
+                        .send(Err(format!("{status}: {}", text.chars().take(300).collect::<String>())));
+                    return;
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            // The first event arrived: the stream is open through both routers.
+            let first = response.chunk().await;
+            drop(permit);
+            let _ = opened_tx.send(first.map(|_| ()).map_err(|e| e.to_string()));
+            finish.notified().await;
+            while let Ok(Some(_)) = response.chunk().await {}
+        });
+    }
+    drop(opened_tx);
+    let (mut opened, mut failed, mut first_error) = (0usize, 0usize, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    while opened + failed < n {
+        match tokio::time::timeout_at(deadline, opened_rx.recv()).await {
+            Ok(Some(Ok(()))) => opened += 1,
+            Ok(Some(Err(e))) => {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let open_s = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let consumer_open_kb = procs::rss_kb(&[consumer_pid]);
+    let provider_open_kb = procs::rss_kb(&[provider_pid]);
+    let added = (consumer_open_kb + provider_open_kb).saturating_sub(consumer_before_kb + provider_before_kb);
+    let per_stream_kb = if opened > 0 { added as f64 / opened as f64 } else { 0.0 };
+    backend.release();
+    finish.notify_waiters();
+    // Tasks that had not reached `notified` yet see the release through the backend.
+    let drained = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            finish.notify_waiters();
+            match tokio::time::timeout(Duration::from_millis(200), tasks.join_next()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => {}
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+    }
+    IdleStreams {
+        streams: n,
+        opened,
+        failed,
+        first_error,
+        open_s,
+        consumer_before_kb,
+        consumer_open_kb,
+        provider_before_kb,
+        provider_open_kb,
+        per_stream_kb,
+    }
+}
+
+/// Sets each run's "added" numbers: the path's minus `direct`'s at the same kind and concurrency.
+fn fill_added(runs: &mut [Run]) {
+    let baselines: Vec<(&'static str, usize, Outcome)> = runs
+        .iter()
+        .filter(|r| r.path == DIRECT)
+        .map(|r| (r.kind, r.concurrency, r.outcome.clone()))
+        .collect();
+    for run in runs.iter_mut() {
+        let Some((_, _, base)) = baselines.iter().find(|(k, c, _)| *k == run.kind && *c == run.concurrency)
+        else {
+            continue;
+        };
+        if run.outcome.ok == 0 || base.ok == 0 {
+            continue;
+        }
+        let o = &run.outcome;
+        run.added_p50_us = Some(o.latency.p50_us - base.latency.p50_us);
+        run.added_p99_us = Some(o.latency.p99_us - base.latency.p99_us);
+        run.added_ttfc_p50_us = Some(o.ttfc.p50_us - base.ttfc.p50_us);
+        if let (Some(p), Some(b)) = (&o.per_event, &base.per_event) {
+            run.added_per_event_p50_us = Some(p.p50_us - b.p50_us);
+        }
+    }
+}
+
+fn find<'a>(runs: &'a [Run], kind: &str, concurrency: usize, path: &str) -> Option<&'a Run> {
+    runs.iter().find(|r| r.kind == kind && r.concurrency == concurrency && r.path == path)
+}
+
+fn check_targets(runs: &[Run], idle: &[IdleStreams], settings: &Settings) -> Vec<TargetCheck> {
+    let mut checks = Vec::new();
+    let top = settings.json_concurrency.iter().copied().max().unwrap_or(1);
+    let ours = find(runs, "json", top, OURS);
+    let ms = |us: f64| format!("{:.2} ms", us / 1000.0);
+    let both = |a: Option<f64>, b: Option<f64>| a.zip(b);
+    match ours.and_then(|r| both(r.added_p50_us, r.added_p99_us)) {
+        Some((p50, p99)) => {
+            checks.push(TargetCheck {
+                target: format!("added latency p50 ≤ 0.3 ms, 1 KiB JSON chat, both hops, c={top}"),
+                measured: ms(p50),
+                met: Some(p50 <= 300.0),
+            });
+            checks.push(TargetCheck {
+                target: format!("added latency p99 ≤ 1.5 ms, 1 KiB JSON chat, both hops, c={top}"),
+                measured: ms(p99),
+                met: Some(p99 <= 1500.0),
+            });
+        }
+        None => checks.push(TargetCheck {
+            target: "added latency p50 ≤ 0.3 ms, p99 ≤ 1.5 ms".into(),
+            measured: "not measured".into(),
+            met: None,
+        }),
+    }
+    let rps = |path: &str| find(runs, "json", top, path).map(|r| r.outcome.rps).filter(|r| *r > 0.0);
+    let ours_rps = rps(OURS);
+    let ratio = |other: &str, want: f64, what: &str| match both(ours_rps, rps(other)) {
+        Some((o, t)) => TargetCheck {
+            target: format!("throughput ≥ {what} at c={top}"),
+            measured: format!("{o:.0} vs {t:.0} req/s = {:.2}×", o / t),
+            met: Some(o / t >= want),
+        },
+        None => TargetCheck {
+            target: format!("throughput ≥ {what} at c={top}"),
+            measured: "not measured".into(),
+            met: None,
+        },
+    };
+    checks.push(ratio(NGINX, 0.5, "50 % of nginx's one hop"));
+    checks.push(ratio(LITELLM, 10.0, "10× LiteLLM's"));
+    let stream = find(runs, "stream", 1, OURS).or_else(|| {
+        let c = settings.stream_concurrency.iter().copied().min().unwrap_or(1);
+        find(runs, "stream", c, OURS)
+    });
+    let stream_c = stream.map_or(1, |r| r.concurrency);
+    match stream.and_then(|r| r.added_per_event_p50_us) {
+        Some(us) => checks.push(TargetCheck {
+            target: format!("streaming: ≤ 50 µs added per chunk (c={stream_c})"),
+            measured: format!("{us:.0} µs"),
+            met: Some(us <= 50.0),
+        }),
+        None => checks.push(TargetCheck {
+            target: "streaming: ≤ 50 µs added per chunk".into(),
+            measured: "not measured".into(),
+            met: None,
+        }),
+    }
+    match stream.and_then(|r| r.added_ttfc_p50_us) {
+        Some(us) => checks.push(TargetCheck {
+            target: format!("streaming: ≤ 1 ms added time to first chunk (p50, c={stream_c})"),
+            measured: ms(us),
+            met: Some(us <= 1000.0),
+        }),
+        None => checks.push(TargetCheck {
+            target: "streaming: ≤ 1 ms added time to first chunk".into(),
+            measured: "not measured".into(),
+            met: None,
+        }),
+    }
+    match idle.iter().max_by_key(|i| i.streams) {
+        Some(i) => checks.push(TargetCheck {
+            target: format!("≤ 64 KiB RSS per idle open stream at {} streams", i.streams),
+            measured: format!("{:.1} KiB ({} of {} open)", i.per_stream_kb, i.opened, i.streams),
+            met: Some(i.opened == i.streams && i.per_stream_kb <= 64.0),
+        }),
+        None => checks.push(TargetCheck {
+            target: "≤ 64 KiB RSS per idle open stream".into(),
+            measured: "not measured".into(),
+            met: None,
+        }),
+    }
+    checks
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("—".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+fn path_title(name: &str) -> &str {
+    match name {
+        DIRECT => "direct",
+        NGINX => "nginx (1 hop)",
+        LITELLM => "LiteLLM (1 hop)",
+        OURS => "**proxy-router** (2 hops)",
+        other => other,
+    }
+}
+
+impl Report {
+    /// The Markdown tables of the run (the part of `docs/benchmarks.md` the benchmark writes).
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let s = &self.settings;
+        let _ = writeln!(
+            md,
+            "Run of {}, {} × {} (Linux {}); the benchmark took {:.0} s. Each phase {:.0} s after {:.0} s of \
+             warm-up; loopback only.\n",
+            m.date, m.cores, m.cpu, m.kernel, self.elapsed_s, s.phase_s, s.warmup_s
+        );
+
+        let _ = writeln!(md, "#### Targets\n\n| Target | Measured | Met |\n|---|---|---|");
+        for t in &self.targets {
+            let met = match t.met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "not measured",
+            };
+            let _ = writeln!(md, "| {} | {} | {} |", t.target, t.measured, met);
+        }
+
+        let _ = writeln!(
+            md,
+            "\n#### Non-streamed chat ({} B prompt, {} B answer content)\n\n\
+             | Concurrency | Path | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU s / 1000 req | errors |\n\
+             |---|---|---|---|---|---|---|---|---|",
+            s.prompt_bytes, s.json_bytes
+        );
+        for r in self.runs.iter().filter(|r| r.kind == "json") {
+            let o = &r.outcome;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                r.concurrency,
+                path_title(&r.path),
+                o.rps,
+                o.latency.p50_us / 1000.0,
+                o.latency.p99_us / 1000.0,
+                opt(r.added_p50_us.map(|v| v / 1000.0), 2),
+                opt(r.added_p99_us.map(|v| v / 1000.0), 2),
+                opt(r.cpu_s_per_1000, 2),
+                o.errors
+            );
+        }
+
+        let _ = writeln!(
+            md,
+            "\n#### Streamed chat ({} events of {} B content, back to back, then `[DONE]`)\n\n\
+             | Concurrency | Path | streams/s | TTFC p50 ms | added TTFC p50 ms | per chunk p50 µs | added per chunk µs | whole stream p50 ms | CPU s / 1000 streams | errors |\n\
+             |---|---|---|---|---|---|---|---|---|---|",
+            s.stream_chunks, s.chunk_bytes
+        );
+        for r in self.runs.iter().filter(|r| r.kind == "stream") {
+            let o = &r.outcome;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.2} | {} | {} | {} | {:.2} | {} | {} |",
+                r.concurrency,
+                path_title(&r.path),
+                o.rps,
+                o.ttfc.p50_us / 1000.0,
+                opt(r.added_ttfc_p50_us.map(|v| v / 1000.0), 2),
+                opt(o.per_event.map(|p| p.p50_us), 1),
+                opt(r.added_per_event_p50_us, 1),
+                o.latency.p50_us / 1000.0,
+                opt(r.cpu_s_per_1000, 2),
+                o.errors
+            );
+        }
+
+        let others = [NGINX, LITELLM].into_iter().filter(|p| self.paths.iter().any(|i| i.name == *p));
+        let others: Vec<&str> = others.collect();
+        if !others.is_empty() {
+            let _ = write!(md, "\n#### Ratios (proxy-router ÷ other)\n\n| Measure |");
+            for o in &others {
+                let _ = write!(md, " us / {} |", path_title(o));
+            }
+            let _ = write!(md, "\n|---|");
+            for _ in &others {
+                let _ = write!(md, "---|");
+            }
+            let _ = writeln!(md);
+            let mut row = |label: String, value: &dyn Fn(&Run) -> Option<f64>, kind: &str, c: usize| {
+                let ours = find(&self.runs, kind, c, OURS).and_then(value);
+                let _ = write!(md, "| {label} |");
+                for o in &others {
+                    let theirs = find(&self.runs, kind, c, o).and_then(value);
+                    let cell = match (ours, theirs) {
+                        (Some(a), Some(b)) if b.abs() > f64::EPSILON => format!("{:.2}", a / b),
+                        _ => "—".to_owned(),
+                    };
+                    let _ = write!(md, " {cell} |");
+                }
+                let _ = writeln!(md);
+            };
+            for &c in &s.json_concurrency {
+                row(format!("req/s, JSON, c={c}"), &|r| Some(r.outcome.rps), "json", c);
+            }
+            for &c in &s.json_concurrency {
+                row(format!("added p50 latency, JSON, c={c}"), &|r| r.added_p50_us, "json", c);
+            }
+            for &c in &s.json_concurrency {
+                row(format!("CPU s per 1000 req, JSON, c={c}"), &|r| r.cpu_s_per_1000, "json", c);
+            }
+            for &c in &s.stream_concurrency {
+                row(format!("added TTFC p50, stream, c={c}"), &|r| r.added_ttfc_p50_us, "stream", c);
+            }
+            let rss = |name: &str| self.paths.iter().find(|p| p.name == name).and_then(|p| p.peak_rss_kb);
+            let _ = write!(md, "| peak RSS |");
+            for o in &others {
+                let cell = match (rss(OURS), rss(o)) {
+                    (Some(a), Some(b)) if b > 0 => format!("{:.2}", a as f64 / b as f64),
+                    _ => "—".to_owned(),
+                };
+                let _ = write!(md, " {cell} |");
+            }
+            let _ = writeln!(md);
+        }
+
+        let _ = writeln!(md, "\n#### Peak RSS (`VmHWM`, summed over the path's processes, end of run)\n\n| Path | Processes | Peak RSS MiB |\n|---|---|---|");
+        for p in &self.paths {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                path_title(&p.name),
+                p.processes,
+                opt(p.peak_rss_kb.map(|k| k as f64 / 1024.0), 1)
+            );
+        }
+
+        if !self.idle_streams.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n#### Idle open streams through both routers\n\n\
+                 | Streams | Opened | Open in s | Consumer RSS MiB before → open | Provider RSS MiB before → open | Added KiB per stream |\n\
+                 |---|---|---|---|---|---|"
+            );
+            for i in &self.idle_streams {
+                let mib = |k: u64| k as f64 / 1024.0;
+                let _ = writeln!(
+                    md,
+                    "| {} | {}{} | {:.1} | {:.1} → {:.1} | {:.1} → {:.1} | {:.1} |",
+                    i.streams,
+                    i.opened,
+                    if i.failed > 0 { format!(" ({} failed)", i.failed) } else { String::new() },
+                    i.open_s,
+                    mib(i.consumer_before_kb),
+                    mib(i.consumer_open_kb),
+                    mib(i.provider_before_kb),
+                    mib(i.provider_open_kb),
+                    i.per_stream_kb
+                );
+            }
+        }
+        md
+    }
+
+    /// Every answered count of every run (for checks).
+    pub fn answered(&self) -> u64 {
+        self.runs.iter().map(|r| r.outcome.ok).sum()
+    }
+}
+
+/// Replaces the text between `<!-- bench:begin -->` and `<!-- bench:end -->` in `doc` with `generated`
+/// (appends the markers and the text when they are missing).
+pub fn splice(doc: &str, generated: &str) -> String {
+    const BEGIN: &str = "<!-- bench:begin -->";
+    const END: &str = "<!-- bench:end -->";
+    match (doc.find(BEGIN), doc.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{BEGIN}\n{generated}{END}{}", &doc[..b], &doc[e + END.len()..])
+        }
+        _ => format!("{doc}\n{BEGIN}\n{generated}{END}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_between_markers_or_appends() {
+        let doc = "# B\n\nintro\n<!-- bench:begin -->\nold\n<!-- bench:end -->\ntail\n";
+        assert_eq!(
+            splice(doc, "new\n"),
+            "# B\n\nintro\n<!-- bench:begin -->\nnew\n<!-- bench:end -->\ntail\n"
+        );
+        assert_eq!(splice("# B\n", "x\n"), "# B\n\n<!-- bench:begin -->\nx\n<!-- bench:end -->\n");
+    }
+}
