@@ -84,6 +84,12 @@ pub fn peak_rss_kb(roots: &[u32]) -> u64 {
     tree(roots).iter().filter_map(|&p| status_kb(p, "VmHWM")).sum()
 }
 
+/// Resets the peak RSS (`VmHWM`) of `roots` and their descendants to their RSS now (writes `5` to
+/// `/proc/<pid>/clear_refs`; needs to own the processes). Answers whether every reset worked.
+pub fn reset_peak_rss(roots: &[u32]) -> bool {
+    tree(roots).iter().all(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
+}
+
 /// The soft limit of open files of this process (children inherit it).
 pub fn open_files_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
