@@ -27,10 +27,11 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{keccak256, Address, Bytes, Signature, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use futures::{SinkExt as _, StreamExt as _};
+use futures::StreamExt as _;
 use serde_json::value::RawValue;
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
+use tokio_util::codec::FramedRead;
 
 use super::error::ConsumerError;
 use crate::protocol::messages::DONE_PLAINTEXT;
@@ -47,6 +48,13 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// The largest response frame accepted from a provider (a full non-streamed answer, hex-encoded and
 /// encrypted, fits comfortably).
 pub const MAX_RESPONSE_FRAME: usize = crate::protocol::DEFAULT_MAX_FRAME_LEN;
+
+/// The initial size of a connection's read buffer. A streamed chunk's frame (signature and
+/// hex-encoded ciphertext) is usually well under it; a bigger frame grows the buffer as it arrives
+/// (up to [`MAX_RESPONSE_FRAME`]). An open stream keeps its buffer while it waits for the next chunk,
+/// so this is per-stream memory: `tokio_util`'s default of 8 KiB for reading, plus 8 KiB for writing
+/// with `Framed`, was most of a stream's own cost.
+const READ_BUFFER: usize = 2 * 1024;
 
 /// A provider's identity as the consumer uses it: its address and a public key that hashes to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +159,9 @@ impl PromptStamps {
     }
 }
 
-type Conn = Framed<TcpStream, MorRpcCodec>;
+/// A connection after its request was sent: only its answer frames are read (the request is written
+/// once, straight to the socket, so there is no write buffer to keep).
+type Conn = FramedRead<TcpStream, MorRpcCodec>;
 
 impl ProviderClient {
     /// A client waiting up to `response_timeout` (`CNODE_PNODE_TIMEOUT`) for each answer frame.
@@ -307,7 +317,7 @@ impl ProviderClient {
     ) -> Result<Conn, ConsumerError> {
         let frame = RpcMessage::new(id, method, params)?.to_vec()?;
         let address = dial_address(endpoint);
-        let stream = match tokio::time::timeout(self.dial_timeout, TcpStream::connect(address)).await {
+        let mut stream = match tokio::time::timeout(self.dial_timeout, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 return Err(ConsumerError::Unreachable {
@@ -324,13 +334,18 @@ impl ProviderClient {
         };
         // Small request frames: send them without Nagle's delay. Failing to set it is harmless.
         let _ = stream.set_nodelay(true);
-        let mut conn = Framed::new(stream, MorRpcCodec::new(self.max_frame_len));
-        let sent = tokio::time::timeout(self.response_timeout, conn.send(frame));
+        let sent = tokio::time::timeout(self.response_timeout, async {
+            stream.write_all(&frame).await?;
+            stream.flush().await
+        });
         match sent.await {
-            Ok(Ok(())) => Ok(conn),
-            Ok(Err(e)) => {
-                Err(ConsumerError::Unreachable { endpoint: endpoint.to_owned(), reason: e.to_string() })
+            Ok(Ok(())) => {
+                Ok(FramedRead::with_capacity(stream, MorRpcCodec::new(self.max_frame_len), READ_BUFFER))
             }
+            Ok(Err(e)) => Err(ConsumerError::Unreachable {
+                endpoint: endpoint.to_owned(),
+                reason: crate::protocol::ProtocolError::Io(e).to_string(),
+            }),
             Err(_) => {
                 Err(ConsumerError::Timeout { endpoint: endpoint.to_owned(), waited: self.response_timeout })
             }
