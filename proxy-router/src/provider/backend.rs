@@ -223,6 +223,10 @@ impl BackendClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/event-stream"));
+        // Nothing reads the headers from here on, and they share hyper's first read buffer (8 KiB):
+        // kept, it stays allocated for the whole answer next to the buffer the body is read into.
+        let mut response = response;
+        response.headers_mut().clear();
         Ok(BackendAnswer {
             response,
             is_stream,

@@ -204,6 +204,9 @@ async fn serve_connection(provider: &Provider, stream: TcpStream, peer: SocketAd
         }
     };
 
+    // One request per connection: its read buffer (8 KiB or more) is not kept while the answer
+    // streams. The drain in `finish` reads whatever the consumer sends after it, as before.
+    let read = frames.into_inner();
     let mut reply = Reply::new(write, message.id.clone(), options.write_timeout);
     let method = message.method.clone();
     match provider.handle(&message, &mut reply).await {
@@ -219,7 +222,7 @@ async fn serve_connection(provider: &Provider, stream: TcpStream, peer: SocketAd
             }
         }
     }
-    finish(reply, frames.into_inner()).await;
+    finish(reply, read).await;
 }
 
 /// Closes the write side, then drains what the consumer still sends for a moment, so that the
