@@ -1,8 +1,9 @@
 //! ECIES as go-ethereum's `crypto/ecies` does it for secp256k1 (`ECIES_AES128_SHA256`), which the
 //! reference uses to encrypt every provider→consumer payload to the consumer's wallet public key.
 //!
-//! Only the glue is written here; the primitives are RustCrypto's (`k256` ECDH, `aes` + `ctr`, `sha2`,
-//! `hmac`):
+//! Only the glue is written here; the primitives are libsecp256k1's for the curve (the `secp256k1`
+//! crate: the ephemeral key, `R = r·G` and the ECDH point, all once per frame) and RustCrypto's for the
+//! rest (`aes` + `ctr`, `sha2`, `hmac`):
 //!
 //! 1. a fresh ephemeral key `r`, `R = r·G`; shared secret `z` = x coordinate of `r·Pub` (32 bytes);
 //! 2. `K = concatKDF_SHA256(z, s1 = ∅, 32)`: `SHA256(00000001 ‖ z)` (one block suffices);
@@ -17,12 +18,12 @@
 use aes::cipher::{KeyIvInit, StreamCipher};
 use alloy::signers::local::PrivateKeySigner;
 use hmac::{KeyInit as _, Mac as _};
-use k256::elliptic_curve::sec1::ToEncodedPoint as _;
 use rand::RngExt as _;
+use secp256k1::{ecdh, PublicKey, SecretKey};
 use sha2::{Digest as _, Sha256};
 
 use super::error::ProtocolError;
-use super::signing::parse_public_key;
+use super::signing::{parse_public_key, secret_key, SECP256K1};
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 type HmacSha256 = hmac::Hmac<Sha256>;
@@ -44,7 +45,7 @@ pub fn encrypt(recipient_public_key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>,
         let mut candidate = [0u8; 32];
         rng.fill(&mut candidate[..]);
         // Fails only for zero or a value above the group order (probability ~2^-128).
-        if let Ok(key) = k256::SecretKey::from_slice(&candidate) {
+        if let Ok(key) = SecretKey::from_byte_array(candidate) {
             break key;
         }
     };
@@ -60,16 +61,15 @@ pub fn encrypt_hex(recipient_public_key: &[u8], plaintext: &[u8]) -> Result<Stri
 
 /// Encryption with a given ephemeral key and IV: deterministic, for the test vectors.
 pub(crate) fn encrypt_with(
-    recipient: &k256::PublicKey,
-    ephemeral: &k256::SecretKey,
+    recipient: &PublicKey,
+    ephemeral: &SecretKey,
     iv: [u8; IV_LEN],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, ProtocolError> {
-    let shared = k256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), recipient.as_affine());
-    let (ke, km) = derive_keys(shared.raw_secret_bytes());
+    let (ke, km) = derive_keys(&shared_x(recipient, ephemeral));
 
     let mut out = Vec::with_capacity(MIN_CIPHERTEXT_LEN + plaintext.len());
-    out.extend_from_slice(ephemeral.public_key().to_encoded_point(false).as_bytes());
+    out.extend_from_slice(&PublicKey::from_secret_key(&SECP256K1, ephemeral).serialize_uncompressed());
     out.extend_from_slice(&iv);
     let body_start = out.len();
     out.extend_from_slice(plaintext);
@@ -87,11 +87,11 @@ pub fn decrypt(recipient: &PrivateKeySigner, ciphertext: &[u8]) -> Result<Vec<u8
     if ciphertext[0] != 0x04 {
         return Err(ProtocolError::Decrypt { reason: "ephemeral key is not an uncompressed point" });
     }
-    let ephemeral = k256::PublicKey::from_sec1_bytes(&ciphertext[..EPHEMERAL_LEN])
+    let ephemeral = PublicKey::from_slice(&ciphertext[..EPHEMERAL_LEN])
         .map_err(|_| ProtocolError::Decrypt { reason: "ephemeral key is not on secp256k1" })?;
-    let shared =
-        k256::ecdh::diffie_hellman(recipient.credential().as_nonzero_scalar(), ephemeral.as_affine());
-    let (ke, km) = derive_keys(shared.raw_secret_bytes());
+    let secret = secret_key(recipient)
+        .map_err(|_| ProtocolError::Decrypt { reason: "recipient key is not a secp256k1 secret key" })?;
+    let (ke, km) = derive_keys(&shared_x(&ephemeral, &secret));
 
     let (em, tag) = ciphertext[EPHEMERAL_LEN..].split_at(ciphertext.len() - EPHEMERAL_LEN - TAG_LEN);
     mac(&km, em)?.verify_slice(tag).map_err(|_| ProtocolError::Decrypt { reason: "MAC mismatch" })?;
@@ -112,6 +112,14 @@ pub fn decrypt_hex(recipient: &PrivateKeySigner, ciphertext_hex: &str) -> Result
     let ciphertext =
         hex::decode(digits).map_err(|_| ProtocolError::Decrypt { reason: "ciphertext is not hex" })?;
     decrypt(recipient, &ciphertext)
+}
+
+/// The ECDH shared secret as go-ethereum takes it: the x coordinate of `scalar·point`, unhashed.
+fn shared_x(point: &PublicKey, scalar: &SecretKey) -> [u8; 32] {
+    let xy = ecdh::shared_secret_point(point, scalar);
+    let mut x = [0u8; 32];
+    x.copy_from_slice(&xy[..32]);
+    x
 }
 
 /// NIST SP 800-56 concatenation KDF with SHA-256 for 32 bytes (a single block, counter 1, no shared
@@ -148,6 +156,21 @@ mod tests {
             assert_eq!(a.len(), MIN_CIPHERTEXT_LEN + plaintext.len());
             assert_eq!(decrypt(&recipient, &a).unwrap(), plaintext);
             assert_eq!(decrypt_hex(&recipient, &format!("0x{}", hex::encode(&b))).unwrap(), plaintext);
+        }
+    }
+
+    /// libsecp256k1's shared x coordinate is RustCrypto's raw ECDH secret, for random key pairs.
+    #[test]
+    fn shared_secret_is_k256_raw_ecdh() {
+        for _ in 0..50 {
+            let (a, b) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+            let b_public = parse_public_key(&uncompressed_public_key(&b)).unwrap();
+            let expected = k256::ecdh::diffie_hellman(
+                a.credential().as_nonzero_scalar(),
+                b.credential().verifying_key().as_affine(),
+            );
+            let actual = shared_x(&b_public, &secret_key(&a).unwrap());
+            assert_eq!(actual[..], expected.raw_secret_bytes()[..]);
         }
     }
 

@@ -13,10 +13,19 @@
 //! `v` must be the scheme's (Go signers always produce it), and `s` must be in the lower half of the
 //! curve order (go-ethereum's `VerifySignature` and OpenZeppelin both refuse high `s`). That removes
 //! the malleable twin of every signature, which the replay cache relies on.
+//!
+//! The curve arithmetic is libsecp256k1's (the C library go-ethereum uses, through the `secp256k1`
+//! crate), several times faster than RustCrypto's `k256` for the signing and recovery done on every
+//! streamed frame. Signing is RFC 6979 with low `s`: byte for byte go-ethereum's and `k256`'s for any
+//! prehash below the group order (all but ~2^-128 of them; see the tests for the rest).
+
+use std::sync::LazyLock;
 
 use alloy::primitives::{eip191_hash_message, keccak256, Address, Bytes, Signature, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::signers::SignerSync;
+use rand::RngExt as _;
+use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+use secp256k1::{All, Message, Secp256k1, SecretKey};
 use serde::Serialize;
 
 use super::error::ProtocolError;
@@ -31,14 +40,39 @@ const HALF_ORDER: U256 = U256::from_be_bytes([
     0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
 ]);
 
+/// The libsecp256k1 context (signing and verification), blinded once with a random seed against
+/// side channels.
+pub(crate) static SECP256K1: LazyLock<Secp256k1<All>> = LazyLock::new(|| {
+    let mut context = Secp256k1::new();
+    let mut seed = [0u8; 32];
+    rand::rng().fill(&mut seed[..]);
+    context.seeded_randomize(&seed);
+    context
+});
+
+/// A signer's private key as a libsecp256k1 secret key.
+pub(crate) fn secret_key(signer: &PrivateKeySigner) -> Result<SecretKey, secp256k1::Error> {
+    // A `PrivateKeySigner` holds a non-zero scalar below the group order: this cannot fail.
+    SecretKey::from_byte_array(signer.credential().to_bytes().into())
+}
+
 /// Signs `keccak256(message)` the way go-ethereum's `crypto.Sign` does (v ∈ {0, 1}).
 pub fn sign_go(signer: &PrivateKeySigner, message: &[u8]) -> Result<Bytes, ProtocolError> {
-    let signature = signer
-        .sign_hash_sync(&keccak256(message))
-        .map_err(|e| ProtocolError::Signing { reason: e.to_string() })?;
-    let mut raw = signature.as_bytes();
-    raw[64] = u8::from(signature.v());
+    let raw = sign_prehash(signer, &keccak256(message))?;
     Ok(Bytes::copy_from_slice(&raw))
+}
+
+/// `r ‖ s ‖ v` (v ∈ {0, 1}) of a 32-byte prehash: RFC 6979 without extra entropy, low `s`.
+fn sign_prehash(signer: &PrivateKeySigner, prehash: &B256) -> Result<[u8; SIGNATURE_LEN], ProtocolError> {
+    let secret = secret_key(signer).map_err(|e| ProtocolError::Signing { reason: e.to_string() })?;
+    let (recovery_id, rs) =
+        SECP256K1.sign_ecdsa_recoverable(Message::from_digest(prehash.0), &secret).serialize_compact();
+    let mut raw = [0u8; SIGNATURE_LEN];
+    raw[..64].copy_from_slice(&rs);
+    // The parity of R.y. (Ids 2 and 3, an R.x above the group order, have probability ~2^-127;
+    // 65-byte Ethereum signatures cannot express them, and `k256` drops the bit the same way.)
+    raw[64] = (i32::from(recovery_id) & 1) as u8;
+    Ok(raw)
 }
 
 /// The address whose key produced a Go-style signature over `keccak256(message)`.
@@ -72,10 +106,9 @@ pub fn verify_go_pubkey(
 /// EIP-191 signature of `keccak256(artifact)` (v ∈ {27, 28}), as the reference's `SignEthMessageV2`
 /// signs approvals and reports.
 pub fn sign_eip191(signer: &PrivateKeySigner, artifact: &[u8]) -> Result<Bytes, ProtocolError> {
-    let signature = signer
-        .sign_message_sync(keccak256(artifact).as_slice())
-        .map_err(|e| ProtocolError::Signing { reason: e.to_string() })?;
-    Ok(Bytes::copy_from_slice(&signature.as_bytes()))
+    let mut raw = sign_prehash(signer, &eip191_hash_message(keccak256(artifact)))?;
+    raw[64] += 27;
+    Ok(Bytes::copy_from_slice(&raw))
 }
 
 /// The address that signed `artifact` with [`sign_eip191`]'s scheme, checked as OpenZeppelin's
@@ -93,9 +126,10 @@ pub fn uncompressed_public_key(signer: &PrivateKeySigner) -> Bytes {
 }
 
 /// Parses a secp256k1 public key: 65-byte uncompressed or 33-byte compressed SEC1.
-pub fn parse_public_key(bytes: &[u8]) -> Result<k256::PublicKey, ProtocolError> {
+pub fn parse_public_key(bytes: &[u8]) -> Result<secp256k1::PublicKey, ProtocolError> {
+    // The prefix check comes first: libsecp256k1 alone would also take the hybrid forms 06/07.
     match (bytes.len(), bytes.first()) {
-        (65, Some(0x04)) | (33, Some(0x02 | 0x03)) => k256::PublicKey::from_sec1_bytes(bytes)
+        (65, Some(0x04)) | (33, Some(0x02 | 0x03)) => secp256k1::PublicKey::from_slice(bytes)
             .map_err(|_| ProtocolError::InvalidPublicKey { reason: "not a point on secp256k1" }),
         _ => Err(ProtocolError::InvalidPublicKey {
             reason: "expected 65 bytes starting 04 or 33 bytes starting 02/03",
@@ -105,8 +139,12 @@ pub fn parse_public_key(bytes: &[u8]) -> Result<k256::PublicKey, ProtocolError> 
 
 /// The Ethereum address of a public key (65-byte uncompressed or 33-byte compressed).
 pub fn public_key_address(bytes: &[u8]) -> Result<Address, ProtocolError> {
-    let key = parse_public_key(bytes)?;
-    Ok(Address::from_public_key(&k256::ecdsa::VerifyingKey::from(key)))
+    Ok(address_of(&parse_public_key(bytes)?))
+}
+
+/// `keccak256(x ‖ y)[12..]`.
+fn address_of(key: &secp256k1::PublicKey) -> Address {
+    Address::from_raw_public_key(&key.serialize_uncompressed()[1..])
 }
 
 /// Parses `r ‖ s ‖ v` with `v ∈ {v_base, v_base + 1}` and low `s`.
@@ -128,9 +166,13 @@ fn parse_signature(bytes: &[u8], v_base: u8) -> Result<Signature, ProtocolError>
 }
 
 fn recover_prehash(signature: &Signature, prehash: &B256) -> Result<Address, ProtocolError> {
-    signature
-        .recover_address_from_prehash(prehash)
-        .map_err(|_| ProtocolError::BadSignature { reason: "no public key recovers from it" })
+    let unrecoverable = |_| ProtocolError::BadSignature { reason: "no public key recovers from it" };
+    let recovery_id = if signature.v() { RecoveryId::One } else { RecoveryId::Zero };
+    // Refuses r or s at or above the group order; recovery refuses zero r or s.
+    let signature = RecoverableSignature::from_compact(&signature.as_bytes()[..64], recovery_id)
+        .map_err(unrecoverable)?;
+    let key = SECP256K1.recover_ecdsa(Message::from_digest(prehash.0), &signature).map_err(unrecoverable)?;
+    Ok(address_of(&key))
 }
 
 /// A MOR-RPC params object that carries its own Go-style signature.
@@ -200,6 +242,7 @@ pub trait Timestamped {
 mod tests {
     use super::*;
     use alloy::primitives::{address, hex};
+    use alloy::signers::SignerSync;
 
     pub(crate) fn user() -> PrivateKeySigner {
         "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a".parse().unwrap()
@@ -269,6 +312,101 @@ mod tests {
         let mut off_curve = uncompressed.to_vec();
         off_curve[64] ^= 1;
         assert!(matches!(public_key_address(&off_curve), Err(ProtocolError::InvalidPublicKey { .. })));
+    }
+
+    /// The group order n.
+    const ORDER: [u8; 32] = hex!("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
+
+    fn random_bytes(len: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; len];
+        rand::rng().fill(&mut bytes[..]);
+        bytes
+    }
+
+    fn k256_signature(signer: &PrivateKeySigner, prehash: &B256) -> [u8; SIGNATURE_LEN] {
+        let signature = signer.sign_hash_sync(prehash).unwrap();
+        let mut raw = signature.as_bytes();
+        raw[64] = u8::from(signature.v());
+        raw
+    }
+
+    /// libsecp256k1's signatures are byte for byte RustCrypto's (alloy's `PrivateKeySigner`), which
+    /// the vectors show are go-ethereum's: random keys and messages, and edge prehashes.
+    #[test]
+    fn signatures_are_byte_identical_to_k256_ones() {
+        let mut rng = rand::rng();
+        for _ in 0..300 {
+            let signer = PrivateKeySigner::random();
+            let message = random_bytes(rng.random_range(0..300));
+            assert_eq!(
+                sign_go(&signer, &message).unwrap().as_ref(),
+                k256_signature(&signer, &keccak256(&message))
+            );
+            let expected = signer.sign_message_sync(keccak256(&message).as_slice()).unwrap();
+            assert_eq!(sign_eip191(&signer, &message).unwrap().as_ref(), expected.as_bytes());
+        }
+        let signer = user();
+        let below_order = (U256::from_be_bytes(ORDER) - U256::from(1u8)).to_be_bytes::<32>();
+        for prehash in [[0u8; 32], [1u8; 32], below_order] {
+            let prehash = B256::from(prehash);
+            assert_eq!(sign_prehash(&signer, &prehash).unwrap(), k256_signature(&signer, &prehash));
+        }
+    }
+
+    /// A prehash at or above n (probability ~2^-128 for a keccak output) is reduced modulo n for the
+    /// RFC 6979 nonce too, as RFC 6979's `bits2octets` and libsecp256k1 (go-ethereum's cgo build) do;
+    /// `k256` (like go-ethereum's pure-Go fallback) feeds it unreduced, so only there do the two
+    /// differ. Both are valid signatures of the same key.
+    #[test]
+    fn prehashes_at_or_above_the_order_are_reduced_as_rfc_6979_says() {
+        let signer = user();
+        let order = U256::from_be_bytes(ORDER);
+        for excess in [U256::ZERO, U256::from(1u8), U256::MAX - order] {
+            let prehash = B256::from(order + excess);
+            let reduced = B256::from(excess);
+            let signature = sign_prehash(&signer, &prehash).unwrap();
+            assert_eq!(signature, k256_signature(&signer, &reduced));
+            let parsed = parse_signature(&signature, 0).unwrap();
+            assert_eq!(recover_prehash(&parsed, &prehash).unwrap(), signer.address());
+            assert_eq!(parsed.recover_address_from_prehash(&prehash).unwrap(), signer.address());
+        }
+    }
+
+    /// Recovery accepts and refuses what RustCrypto's does, with the same address: valid signatures,
+    /// random and degenerate `r`/`s` (zero, n − 1, n, above n, x not on the curve), low `s` only.
+    #[test]
+    fn recovery_agrees_with_k256() {
+        let mut rng = rand::rng();
+        let order = U256::from_be_bytes(ORDER);
+        let r_specials =
+            [U256::ZERO, U256::from(1u8), order - U256::from(1u8), order, order + U256::from(1u8), U256::MAX];
+        // High `s` never gets here: `parse_signature` refuses it first.
+        let s_specials = [U256::ZERO, U256::from(1u8), HALF_ORDER];
+        let mut cases = Vec::new();
+        for _ in 0..200 {
+            let signer = PrivateKeySigner::random();
+            let prehash = B256::from_slice(&random_bytes(32));
+            let signature = signer.sign_hash_sync(&prehash).unwrap();
+            cases.push((signature, prehash));
+            let r = U256::from_be_slice(&random_bytes(32));
+            let s = U256::from_be_slice(&random_bytes(32)) % HALF_ORDER;
+            cases.push((Signature::new(r, s, rng.random()), prehash));
+            let r = r_specials[rng.random_range(0..r_specials.len())];
+            cases.push((Signature::new(r, signature.s(), signature.v()), prehash));
+            let s = s_specials[rng.random_range(0..s_specials.len())];
+            cases.push((Signature::new(signature.r(), s, signature.v()), prehash));
+        }
+        for (signature, prehash) in cases {
+            let expected = signature.recover_address_from_prehash(&prehash).ok();
+            assert_eq!(recover_prehash(&signature, &prehash).ok(), expected, "{signature:?} over {prehash}");
+        }
+    }
+
+    #[test]
+    fn hybrid_public_keys_are_refused() {
+        let mut hybrid = uncompressed_public_key(&user()).to_vec();
+        hybrid[0] = 0x06 | (hybrid[64] & 1);
+        assert!(matches!(parse_public_key(&hybrid), Err(ProtocolError::InvalidPublicKey { .. })));
     }
 
     #[test]

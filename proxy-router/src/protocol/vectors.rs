@@ -277,8 +277,8 @@ const ECIES_CIPHERTEXT: &str = "041b84c5567b126440995d3ed5aaba0565d71e1834604819
 
 #[test]
 fn vector_6_ecies_fixed_ephemeral_key_and_iv() {
-    let recipient = k256::PublicKey::from_sec1_bytes(&bytes(USER_PUBKEY)).unwrap();
-    let ephemeral = k256::SecretKey::from_slice(&[0x01; 32]).unwrap();
+    let recipient = secp256k1::PublicKey::from_slice(&bytes(USER_PUBKEY)).unwrap();
+    let ephemeral = secp256k1::SecretKey::from_byte_array([0x01; 32]).unwrap();
     let iv: [u8; 16] = core::array::from_fn(|i| i as u8);
     let ciphertext = ecies::encrypt_with(&recipient, &ephemeral, iv, DONE_PLAINTEXT).unwrap();
     assert_eq!(hex::encode(&ciphertext), ECIES_CIPHERTEXT);
