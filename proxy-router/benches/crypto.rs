@@ -4,7 +4,10 @@
 //! signs the frame ([`sign_go`]); the consumer recovers the signer ([`recover_go`]) and decrypts
 //! ([`ecies::decrypt_hex`]). `ops/*` times each operation alone on a 200-byte chunk (the signed
 //! message is a frame's size: the chunk's hex ciphertext plus the JSON around it); `frame/*` times
-//! both sides of a real `session.prompt` answer frame, Go JSON included. `k256/*` times the RustCrypto
+//! both sides of a real `session.prompt` answer frame, Go JSON included, with a fresh ephemeral key per
+//! frame (what a Go provider sends); `frame_reuse/*` times the same with one ephemeral key per answer
+//! (an [`ecies::Encryptor`] and [`ecies::Decryptor`] already holding the answer's keys: the cost of
+//! every frame after the first). `k256/*` times the RustCrypto
 //! signing and recovery this crate used before libsecp256k1, for comparison on the same machine.
 //!
 //! Run: `cargo bench -p proxy-router --bench crypto` (add `-- --quick` for a short run).
@@ -82,6 +85,32 @@ fn operations(c: &mut Criterion) {
             let frame = black_box(&frame);
             frame.verify_signer(provider.address()).unwrap();
             frame.decrypt(&consumer).unwrap()
+        })
+    });
+    group.finish();
+
+    // One ephemeral key per answer: the steady-state cost of a frame after the answer's first.
+    let encryptor = ecies::Encryptor::new(&consumer_key).unwrap();
+    let reused = SessionPromptRes::encrypt_with(&provider, &encryptor, &chunk, 1_700_000_000_000).unwrap();
+    let mut decryptor = ecies::Decryptor::new(&consumer).unwrap();
+    reused.decrypt_with(&mut decryptor).unwrap();
+    let mut group = c.benchmark_group("frame_reuse");
+    group.bench_function("ecies_encrypt", |b| b.iter(|| encryptor.encrypt(black_box(&chunk))));
+    let reused_ciphertext = encryptor.encrypt(&chunk);
+    group.bench_function("ecies_decrypt", |b| {
+        b.iter(|| decryptor.decrypt(black_box(&reused_ciphertext)).unwrap())
+    });
+    group.bench_function("provider_encrypt_and_sign", |b| {
+        b.iter(|| {
+            SessionPromptRes::encrypt_with(&provider, &encryptor, black_box(&chunk), 1_700_000_000_000)
+                .unwrap()
+        })
+    });
+    group.bench_function("consumer_recover_and_decrypt", |b| {
+        b.iter(|| {
+            let frame = black_box(&reused);
+            frame.verify_signer(provider.address()).unwrap();
+            frame.decrypt_with(&mut decryptor).unwrap()
         })
     });
     group.finish();

@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use super::error::ConsumerError;
+use crate::protocol::ecies::Decryptor;
 use crate::protocol::messages::DONE_PLAINTEXT;
 use crate::protocol::signing::public_key_address;
 use crate::protocol::{
@@ -249,12 +250,15 @@ impl ProviderClient {
             Some(frame) => frame,
             None => return Err(ConsumerError::NoData { endpoint: endpoint.to_owned() }),
         };
-        let first = open_frame(endpoint, key, wallet, &frame)?;
+        // One decryptor per answer: the provider uses one ephemeral key for all frames of an answer, so
+        // only the first frame costs an ECDH (a new key per frame, as Go providers send, just misses).
+        let mut decryptor = Decryptor::new(wallet)?;
+        let first = open_frame(endpoint, key, &mut decryptor, &frame)?;
         let stream = PromptStream {
             conn,
             endpoint: endpoint.to_owned(),
             key: key.clone(),
-            wallet: wallet.clone(),
+            decryptor,
             timeout: self.response_timeout,
             finished: first == Chunk::Done,
         };
@@ -383,7 +387,8 @@ pub struct PromptStream {
     conn: Conn,
     endpoint: String,
     key: ProviderKey,
-    wallet: PrivateKeySigner,
+    /// The wallet's decryptor, holding the keys of the answer's ephemeral key.
+    decryptor: Decryptor,
     timeout: Duration,
     finished: bool,
 }
@@ -407,7 +412,7 @@ impl PromptStream {
                 return Some(Err(e));
             }
         };
-        let chunk = open_frame(&self.endpoint, &self.key, &self.wallet, &frame);
+        let chunk = open_frame(&self.endpoint, &self.key, &mut self.decryptor, &frame);
         if !matches!(chunk, Ok(Chunk::Data(_))) {
             self.finished = true;
         }
@@ -415,11 +420,12 @@ impl PromptStream {
     }
 }
 
-/// Verifies, decrypts and classifies one `session.prompt` response frame.
+/// Verifies, decrypts and classifies one `session.prompt` response frame. The signature is checked
+/// before anything is decrypted.
 fn open_frame(
     endpoint: &str,
     key: &ProviderKey,
-    wallet: &PrivateKeySigner,
+    decryptor: &mut Decryptor,
     frame: &[u8],
 ) -> Result<Chunk, ConsumerError> {
     let response = RpcResponse::from_slice(frame).map_err(|e| ConsumerError::invalid(endpoint, e))?;
@@ -437,7 +443,7 @@ fn open_frame(
             .verify_signer(key.address)
             .map_err(|e| ConsumerError::invalid(endpoint, format!("error frame signature: {e}")))?;
         let plaintext = error
-            .decrypt(wallet)
+            .decrypt_with(decryptor)
             .map_err(|e| ConsumerError::invalid(endpoint, format!("error frame: {e}")))?;
         let mut body: serde_json::Value = serde_json::from_slice(&plaintext)
             .map_err(|e| ConsumerError::invalid(endpoint, format!("error frame is not JSON: {e}")))?;
@@ -452,7 +458,7 @@ fn open_frame(
         .verify_signer(key.address)
         .map_err(|e| ConsumerError::invalid(endpoint, format!("frame signature: {e}")))?;
     let plaintext =
-        chunk.decrypt(wallet).map_err(|e| ConsumerError::invalid(endpoint, format!("frame: {e}")))?;
+        chunk.decrypt_with(decryptor).map_err(|e| ConsumerError::invalid(endpoint, format!("frame: {e}")))?;
     if plaintext == DONE_PLAINTEXT {
         return Ok(Chunk::Done);
     }

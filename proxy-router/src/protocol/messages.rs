@@ -240,6 +240,11 @@ impl RpcError {
     pub fn decrypt(&self, consumer: &PrivateKeySigner) -> Result<Vec<u8>, ProtocolError> {
         ecies::decrypt_hex(consumer, &self.message)
     }
+
+    /// [`RpcError::decrypt`] through an answer stream's [`ecies::Decryptor`].
+    pub fn decrypt_with(&self, decryptor: &mut ecies::Decryptor) -> Result<Vec<u8>, ProtocolError> {
+        decryptor.decrypt_hex(&self.message)
+    }
 }
 
 impl Signable for RpcError {
@@ -496,9 +501,28 @@ impl SessionPromptRes {
         .signed(provider)
     }
 
+    /// [`SessionPromptRes::encrypt`] with the answer's [`ecies::Encryptor`]: every frame of one
+    /// streamed answer shares the ephemeral key (a fresh IV each), so only the first pays for the ECDH.
+    /// The ciphertext is in the usual format; a peer decrypts each frame on its own.
+    pub fn encrypt_with(
+        provider: &PrivateKeySigner,
+        encryptor: &ecies::Encryptor,
+        plaintext: &[u8],
+        timestamp_ms: u64,
+    ) -> Result<Self, ProtocolError> {
+        Self { message: encryptor.encrypt_hex(plaintext), signature: Bytes::new(), timestamp: timestamp_ms }
+            .signed(provider)
+    }
+
     /// Decrypts the chunk with the consumer's key (verify the signature first).
     pub fn decrypt(&self, consumer: &PrivateKeySigner) -> Result<Vec<u8>, ProtocolError> {
         ecies::decrypt_hex(consumer, &self.message)
+    }
+
+    /// [`SessionPromptRes::decrypt`] through the answer stream's [`ecies::Decryptor`], which reuses the
+    /// keys of the previous frame's ephemeral key (verify the signature first).
+    pub fn decrypt_with(&self, decryptor: &mut ecies::Decryptor) -> Result<Vec<u8>, ProtocolError> {
+        decryptor.decrypt_hex(&self.message)
     }
 }
 

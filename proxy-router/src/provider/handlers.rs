@@ -16,6 +16,7 @@ use super::lookup::SessionFacts;
 use super::models::{CapacityPolicy, Endpoint};
 use super::server::Reply;
 use super::{Provider, ProviderError, IDLE_TIMEOUT_WINDOW};
+use crate::protocol::ecies::Encryptor;
 use crate::protocol::messages::DONE_PLAINTEXT;
 use crate::protocol::signing::{public_key_address, Signable};
 use crate::protocol::{
@@ -247,6 +248,8 @@ impl Provider {
             }
             Err(e) => return Err(ProviderError::Backend(e)),
         };
+        // One ephemeral key per answer: the ECDH and key derivation once, a fresh IV per frame.
+        let encryptor = Encryptor::new(user_key).map_err(ProviderError::Respond)?;
         let mut ttft = None;
         while let Some(event) = answer.next_event().await.map_err(ProviderError::Backend)? {
             let plaintext = match event {
@@ -269,7 +272,7 @@ impl Provider {
                     }
                 }
             };
-            let frame = SessionPromptRes::encrypt(signer, user_key, &plaintext, self.now_ms())
+            let frame = SessionPromptRes::encrypt_with(signer, &encryptor, &plaintext, self.now_ms())
                 .map_err(ProviderError::Respond)?;
             reply.result(&frame).await?;
         }
