@@ -25,7 +25,7 @@ use std::hash::{Hash as _, Hasher as _};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{keccak256, Address, Bytes, Signature, B256, U256};
+use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use futures::StreamExt as _;
 use serde_json::value::RawValue;
@@ -192,7 +192,7 @@ impl ProviderClient {
         let response = self.call(endpoint, method::PING, &ping, &request_id()).await?;
         let pong: PongRes = result(endpoint, &response)?;
         pong.verify(&ping, provider).map_err(|e| ConsumerError::invalid(endpoint, format!("pong: {e}")))?;
-        let public_key = recover_public_key(&pong).map_err(|e| ConsumerError::invalid(endpoint, e))?;
+        let public_key = pong.recover_public_key().map_err(|e| ConsumerError::invalid(endpoint, e))?;
         let key = ProviderKey::new(provider, public_key).map_err(|e| ConsumerError::invalid(endpoint, e))?;
         Ok(Pong { latency: started.elapsed(), version: pong.version, key })
     }
@@ -487,18 +487,6 @@ fn result<R: serde::de::DeserializeOwned>(
         return Err(ConsumerError::Refused { endpoint: endpoint.to_owned(), message: error.message.clone() });
     }
     response.parse_result().map_err(|e| ConsumerError::invalid(endpoint, e))
-}
-
-/// The 65-byte uncompressed public key that produced a message's Go-style signature.
-fn recover_public_key<M: crate::protocol::Signable>(message: &M) -> Result<Bytes, String> {
-    let signature = message.signature();
-    if signature.len() != 65 || signature[64] > 1 {
-        return Err("expected a 65-byte signature with v in {0, 1}".to_owned());
-    }
-    let bytes = message.signing_bytes().map_err(|e| e.to_string())?;
-    let parsed = Signature::from_bytes_and_parity(&signature[..64], signature[64] == 1);
-    let key = parsed.recover_from_prehash(&keccak256(bytes)).map_err(|e| e.to_string())?;
-    Ok(Bytes::copy_from_slice(key.to_encoded_point(false).as_bytes()))
 }
 
 /// The reference's request id: 8 random hex characters.

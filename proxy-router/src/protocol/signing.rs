@@ -166,13 +166,24 @@ fn parse_signature(bytes: &[u8], v_base: u8) -> Result<Signature, ProtocolError>
 }
 
 fn recover_prehash(signature: &Signature, prehash: &B256) -> Result<Address, ProtocolError> {
+    recover_key_prehash(signature, prehash).map(|key| address_of(&key))
+}
+
+fn recover_key_prehash(signature: &Signature, prehash: &B256) -> Result<secp256k1::PublicKey, ProtocolError> {
     let unrecoverable = |_| ProtocolError::BadSignature { reason: "no public key recovers from it" };
     let recovery_id = if signature.v() { RecoveryId::One } else { RecoveryId::Zero };
     // Refuses r or s at or above the group order; recovery refuses zero r or s.
     let signature = RecoverableSignature::from_compact(&signature.as_bytes()[..64], recovery_id)
         .map_err(unrecoverable)?;
-    let key = SECP256K1.recover_ecdsa(Message::from_digest(prehash.0), &signature).map_err(unrecoverable)?;
-    Ok(address_of(&key))
+    SECP256K1.recover_ecdsa(Message::from_digest(prehash.0), &signature).map_err(unrecoverable)
+}
+
+/// The 65-byte uncompressed public key whose Go-style signature over `keccak256(message)` this is
+/// (with [`recover_go`]'s checks).
+pub fn recover_go_public_key(message: &[u8], signature: &[u8]) -> Result<Bytes, ProtocolError> {
+    let signature = parse_signature(signature, 0)?;
+    let key = recover_key_prehash(&signature, &keccak256(message))?;
+    Ok(Bytes::copy_from_slice(&key.serialize_uncompressed()))
 }
 
 /// A MOR-RPC params object that carries its own Go-style signature.
@@ -218,6 +229,12 @@ pub trait Signable: Serialize + Clone {
     /// The address that signed the message.
     fn recover_signer(&self) -> Result<Address, ProtocolError> {
         recover_go(&self.signing_bytes()?, self.signature())
+    }
+
+    /// The 65-byte uncompressed public key that signed the message (the reference's handshake sends it;
+    /// this recovers it when only a signed message is at hand).
+    fn recover_public_key(&self) -> Result<Bytes, ProtocolError> {
+        recover_go_public_key(&self.signing_bytes()?, self.signature())
     }
 
     /// Checks that the message was signed by `expected`.
@@ -420,5 +437,29 @@ mod tests {
         assert!(
             matches!(err, ProtocolError::WrongSigner { expected, actual } if expected == other.address() && actual == signer.address())
         );
+    }
+
+    #[test]
+    fn the_public_key_of_a_signed_message_is_recovered() {
+        let user = PrivateKeySigner::random();
+        let prompt = crate::protocol::SessionPromptReq::build(
+            &user,
+            alloy::primitives::B256::repeat_byte(1),
+            "{}",
+            1_000,
+        )
+        .unwrap();
+        let key = prompt.recover_public_key().unwrap();
+        assert_eq!(key, uncompressed_public_key(&user));
+        assert_eq!(public_key_address(&key).unwrap(), user.address());
+        let mut tampered = prompt.clone();
+        tampered.timestamp += 1;
+        // Another message recovers another (random) key, never the user's.
+        assert!(tampered
+            .recover_public_key()
+            .map_or(true, |k| public_key_address(&k).unwrap() != user.address()));
+        let mut bad = prompt;
+        bad.signature = Bytes::from(vec![0u8; 64]);
+        assert!(bad.recover_public_key().is_err());
     }
 }

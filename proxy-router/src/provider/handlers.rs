@@ -6,7 +6,7 @@
 //! the timestamp window, the signature, then the replay cache (which remembers a signature only after
 //! it verified), then the state (bid, session, capacity).
 
-use alloy::primitives::{Address, Bytes, Signature, U256};
+use alloy::primitives::{Address, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -157,7 +157,7 @@ impl Provider {
             message.verify_public_key(&key).map_err(ProviderError::BadSignature)?;
             return Ok(key);
         }
-        let key = recover_public_key(message).map_err(ProviderError::BadSignature)?;
+        let key = message.recover_public_key().map_err(ProviderError::BadSignature)?;
         let actual = public_key_address(&key).map_err(ProviderError::BadSignature)?;
         if actual != user {
             return Err(ProviderError::BadSignature(ProtocolError::WrongSigner { expected: user, actual }));
@@ -353,22 +353,6 @@ fn is_final_chunk(chunk: &Value) -> bool {
     finished || chunk.get("usage").is_some_and(Value::is_object)
 }
 
-/// The uncompressed public key that signed `message` (Go-style signature, v ∈ {0, 1}).
-fn recover_public_key<M: Signable>(message: &M) -> Result<Bytes, ProtocolError> {
-    let signature = message.signature();
-    if signature.len() != 65 || signature[64] > 1 {
-        return Err(ProtocolError::BadSignature { reason: "expected 65 bytes r ‖ s ‖ v with v 0 or 1" });
-    }
-    // Low-s and validity are enforced by `verify_public_key` below.
-    let parsed = Signature::from_bytes_and_parity(&signature[..64], signature[64] == 1);
-    let key = parsed
-        .recover_from_prehash(&message.signing_hash()?)
-        .map_err(|_| ProtocolError::BadSignature { reason: "no public key recovers from it" })?;
-    let key = Bytes::copy_from_slice(key.to_encoded_point(false).as_bytes());
-    message.verify_public_key(&key)?;
-    Ok(key)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -394,23 +378,5 @@ mod tests {
         assert!(is_final_chunk(&json!({"choices": [], "usage": {"prompt_tokens": 1}})));
         assert!(!is_final_chunk(&json!({"choices": [{"delta": {"content": "a"}, "finish_reason": null}]})));
         assert!(!is_final_chunk(&json!({"choices": [], "usage": null})));
-    }
-
-    #[test]
-    fn the_signing_key_is_recovered_and_checked() {
-        let user = PrivateKeySigner::random();
-        let prompt =
-            SessionPromptReq::build(&user, alloy::primitives::B256::repeat_byte(1), "{}", 1_000).unwrap();
-        let key = recover_public_key(&prompt).unwrap();
-        assert_eq!(public_key_address(&key).unwrap(), user.address());
-        let mut tampered = prompt.clone();
-        tampered.timestamp += 1;
-        // Another message recovers another (random) key, never the user's.
-        assert!(
-            recover_public_key(&tampered).map_or(true, |k| public_key_address(&k).unwrap() != user.address())
-        );
-        let mut bad = prompt;
-        bad.signature = Bytes::from(vec![0u8; 64]);
-        assert!(recover_public_key(&bad).is_err());
     }
 }
