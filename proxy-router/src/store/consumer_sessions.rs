@@ -98,6 +98,7 @@ pub struct AnsweredPrompt {
 pub struct ConsumerSessionsRepo<'a> {
     pub(crate) pool: &'a SqlitePool,
     pub(crate) prompt_writes: &'a tokio::sync::Mutex<()>,
+    pub(crate) caches: &'a super::cache::Caches,
 }
 
 /// `SELECT <every column> FROM consumer_sessions <rest>` as one literal.
@@ -116,7 +117,7 @@ macro_rules! select {
 impl ConsumerSessionsRepo<'_> {
     /// Inserts a record, or replaces everything but the statistics and the close of an existing one.
     pub async fn upsert(&self, s: &ConsumerSession) -> Result<(), StoreError> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO consumer_sessions (session_id, user_address, provider, bid_id, model_id, endpoint, \
              provider_public_key, stake, direct_payment, failover, opened_at, ends_at, closed_at, close_tx, \
              closeout_type, replaced_by, created_at) \
@@ -147,19 +148,28 @@ impl ConsumerSessionsRepo<'_> {
         .bind(s.replaced_by.as_ref().map(codec::b256))
         .bind(codec::int("consumer_session.created_at", s.created_at)?)
         .execute(self.pool)
-        .await
-        .map_err(StoreError::db("upsert consumer session"))?;
+        .await;
+        self.caches.consumer_sessions.forget(&s.session_id);
+        done.map_err(StoreError::db("upsert consumer session"))?;
         Ok(())
     }
 
     /// The record of `session_id`.
     pub async fn get(&self, session_id: B256) -> Result<Option<ConsumerSession>, StoreError> {
+        let miss = match self.caches.consumer_sessions.get(&session_id) {
+            Ok(cached) => return Ok(Some(cached)),
+            Err(miss) => miss,
+        };
         let row = sqlx::query(select!("WHERE session_id = $1"))
             .bind(codec::b256(&session_id))
             .fetch_optional(self.pool)
             .await
             .map_err(StoreError::db("get consumer session"))?;
-        row.as_ref().map(decode).transpose()
+        let found = row.as_ref().map(decode).transpose()?;
+        if let Some(found) = &found {
+            self.caches.consumer_sessions.put(miss, session_id, found.clone());
+        }
+        Ok(found)
     }
 
     /// `user`'s sessions this node has not closed, soonest end first.
@@ -187,8 +197,9 @@ impl ConsumerSessionsRepo<'_> {
         .bind(endpoint)
         .bind(public_key.to_vec())
         .execute(self.pool)
-        .await
-        .map_err(StoreError::db("set consumer session provider"))?;
+        .await;
+        self.caches.consumer_sessions.forget(&session_id);
+        let done = done.map_err(StoreError::db("set consumer session provider"))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -208,8 +219,9 @@ impl ConsumerSessionsRepo<'_> {
         .bind(close_tx.as_ref().map(codec::b256))
         .bind(closeout_type.map(i64::from))
         .execute(self.pool)
-        .await
-        .map_err(StoreError::db("mark consumer session closed"))?;
+        .await;
+        self.caches.consumer_sessions.forget(&session_id);
+        let done = done.map_err(StoreError::db("mark consumer session closed"))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -219,15 +231,16 @@ impl ConsumerSessionsRepo<'_> {
             .bind(codec::b256(&session_id))
             .bind(codec::b256(&successor))
             .execute(self.pool)
-            .await
-            .map_err(StoreError::db("set consumer session successor"))?;
+            .await;
+        self.caches.consumer_sessions.forget(&session_id);
+        let done = done.map_err(StoreError::db("set consumer session successor"))?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Adds one answered prompt to the session's statistics (one atomic statement).
     pub async fn add_prompt(&self, session_id: B256, prompt: AnsweredPrompt) -> Result<(), StoreError> {
         let _turn = self.prompt_writes.lock().await;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE consumer_sessions SET prompts = prompts + 1, \
              tps_scaled1000_sum = tps_scaled1000_sum + $2, ttft_ms_sum = ttft_ms_sum + $3, \
              input_tokens = input_tokens + $4, output_tokens = output_tokens + $5 WHERE session_id = $1",
@@ -238,19 +251,38 @@ impl ConsumerSessionsRepo<'_> {
         .bind(codec::int("prompt.input_tokens", prompt.input_tokens)?)
         .bind(codec::int("prompt.output_tokens", prompt.output_tokens)?)
         .execute(self.pool)
-        .await
-        .map_err(StoreError::db("add consumer prompt stats"))?;
+        .await;
+        if done.is_err() {
+            self.caches.consumer_sessions.forget(&session_id);
+        } else {
+            self.caches.consumer_sessions.update(&session_id, |r| {
+                let stats = &mut r.stats;
+                stats.prompts = stats.prompts.saturating_add(1);
+                stats.tps_scaled1000_sum = stats.tps_scaled1000_sum.saturating_add(prompt.tps_scaled1000);
+                stats.ttft_ms_sum = stats.ttft_ms_sum.saturating_add(prompt.ttft_ms);
+                stats.input_tokens = stats.input_tokens.saturating_add(prompt.input_tokens);
+                stats.output_tokens = stats.output_tokens.saturating_add(prompt.output_tokens);
+            });
+        }
+        done.map_err(StoreError::db("add consumer prompt stats"))?;
         Ok(())
     }
 
     /// Counts one prompt that failed at the provider.
     pub async fn add_failure(&self, session_id: B256) -> Result<(), StoreError> {
         let _turn = self.prompt_writes.lock().await;
-        sqlx::query("UPDATE consumer_sessions SET failures = failures + 1 WHERE session_id = $1")
+        let done = sqlx::query("UPDATE consumer_sessions SET failures = failures + 1 WHERE session_id = $1")
             .bind(codec::b256(&session_id))
             .execute(self.pool)
-            .await
-            .map_err(StoreError::db("add consumer prompt failure"))?;
+            .await;
+        if done.is_err() {
+            self.caches.consumer_sessions.forget(&session_id);
+        } else {
+            self.caches.consumer_sessions.update(&session_id, |r| {
+                r.stats.failures = r.stats.failures.saturating_add(1);
+            });
+        }
+        done.map_err(StoreError::db("add consumer prompt failure"))?;
         Ok(())
     }
 }

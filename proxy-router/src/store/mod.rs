@@ -55,6 +55,29 @@
 //! The single-row writes of the repositories (`upsert`, `delete`) run in a transaction each; they
 //! exist for tools and tests, not for the indexer.
 //!
+//! # Caches
+//!
+//! Every prompt re-reads a few rows (the consumer: its session record, the indexed session and the provider's endpoint; the
+//! provider: the session and the consumer's key), and each SQLite query costs a round trip to
+//! sqlx's worker thread. [`Store`] therefore keeps small bounded caches (at most 4096 rows each,
+//! emptied when full), shared by its clones, that are never stale:
+//!
+//! - indexed sessions ([`SessionsRepo::get`]) and providers ([`ProvidersRepo::get`]): every write of
+//!   the index ([`Store::apply_batch`], [`Store::rollback`], [`Store::reset_index`], the repositories'
+//!   `upsert` and `delete`) empties both after it commits, so a session closed on chain is refused
+//!   from the batch that indexes the close on (expiry is checked by the callers against `ends_at`);
+//! - consumers' handshake keys ([`ProviderSessionsRepo::user_key`]): forgotten when a key is saved;
+//! - the consumer's session records ([`ConsumerSessionsRepo::get`]): each write of a record forgets
+//!   it, except the statistics' additions (`add_prompt`, `add_failure`), which are applied to the
+//!   cached record as well (additions commute, so the copy always equals the committed row);
+//! - a read that raced with such a write never fills the cache (each cache has a generation that
+//!   writes bump; see `cache.rs`).
+//!
+//! Only rows found are cached. The caches assume that this process is the only writer of those
+//! tables, as the node is. [`ProviderSessionsRepo::touch`] also remembers when this process last
+//! wrote each session's statistics row, and skips a prompt's touch within
+//! [`TOUCH_COALESCE_MS`] of it (the row exists already).
+//!
 //! # Encodings
 //!
 //! Addresses and 32-byte ids are lower-case `0x`-hex TEXT (readable, exact and indexable;
@@ -74,6 +97,7 @@
 //! in a `migrations/postgres` directory of their own).
 
 mod bids;
+mod cache;
 mod codec;
 mod consumer_sessions;
 mod error;
@@ -103,7 +127,9 @@ pub use consumer_sessions::{AnsweredPrompt, ConsumerSession, ConsumerSessionsRep
 pub use error::StoreError;
 pub use indexer::{IndexerRepo, PruneReport};
 pub use models::ModelsRepo;
-pub use provider_sessions::{PromptStats, ProviderSessionStats, ProviderSessionsRepo, ServedSession};
+pub use provider_sessions::{
+    PromptStats, ProviderSessionStats, ProviderSessionsRepo, ServedSession, TOUCH_COALESCE_MS,
+};
 pub use providers::ProvidersRepo;
 pub use sessions::SessionsRepo;
 pub use stats::StatsRepo;
@@ -139,6 +165,8 @@ pub struct Store {
     /// Taken by the per-prompt statistics writes, so that concurrent prompts queue here instead of
     /// colliding on SQLite's write lock, whose busy handler sleeps (1 to 100 ms) between retries.
     prompt_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The request path's caches (see "Caches" in the module docs).
+    caches: std::sync::Arc<cache::Caches>,
 }
 
 impl Store {
@@ -197,7 +225,7 @@ impl Store {
             .await
             .map_err(open_err)?;
         tracing::info!(path = %path.display(), "store opened");
-        Ok(Store { pool, path, prompt_writes: std::sync::Arc::default() })
+        Ok(Store { pool, path, prompt_writes: std::sync::Arc::default(), caches: std::sync::Arc::default() })
     }
 
     /// The database file.
@@ -213,7 +241,7 @@ impl Store {
 
     /// Providers.
     pub fn providers(&self) -> ProvidersRepo<'_> {
-        ProvidersRepo { pool: &self.pool }
+        ProvidersRepo { pool: &self.pool, caches: &self.caches }
     }
 
     /// Models.
@@ -228,7 +256,7 @@ impl Store {
 
     /// Sessions.
     pub fn sessions(&self) -> SessionsRepo<'_> {
-        SessionsRepo { pool: &self.pool }
+        SessionsRepo { pool: &self.pool, caches: &self.caches }
     }
 
     /// Provider-model and model statistics.
@@ -238,13 +266,13 @@ impl Store {
 
     /// The consumer role's own records of its sessions (endpoint, key, failover, statistics).
     pub fn consumer_sessions(&self) -> ConsumerSessionsRepo<'_> {
-        ConsumerSessionsRepo { pool: &self.pool, prompt_writes: &self.prompt_writes }
+        ConsumerSessionsRepo { pool: &self.pool, prompt_writes: &self.prompt_writes, caches: &self.caches }
     }
 
     /// The provider role's own state: consumers' handshake keys and per-session prompt statistics
     /// (not part of the chain index).
     pub fn provider_sessions(&self) -> ProviderSessionsRepo<'_> {
-        ProviderSessionsRepo { pool: &self.pool, prompt_writes: &self.prompt_writes }
+        ProviderSessionsRepo { pool: &self.pool, prompt_writes: &self.prompt_writes, caches: &self.caches }
     }
 
     /// The indexer's cursor, block hashes, event log, journal and source.
@@ -270,7 +298,10 @@ impl Store {
     /// `(expected_cursor, to]` or a block has two hashes ([`StoreError::InvalidBatch`]), when an
     /// event is already stored ([`StoreError::DuplicateEvent`]), or on any database error.
     pub async fn apply_batch(&self, batch: &IndexBatch) -> Result<(), StoreError> {
-        write::apply_batch(&self.pool, batch).await?;
+        let applied = write::apply_batch(&self.pool, batch).await;
+        // After the commit (or a failure, to be safe): no cached row may outlive the write.
+        self.caches.invalidate_index();
+        applied?;
         tracing::debug!(to = batch.to.number, events = batch.events.len(), "index batch applied");
         Ok(())
     }
@@ -282,7 +313,9 @@ impl Store {
     /// Refused as a whole when the stored cursor is not `rollback.expected_cursor`, when `to` is
     /// not before it, or when `to`'s recorded hash differs.
     pub async fn rollback(&self, rollback: &Rollback) -> Result<RollbackReport, StoreError> {
-        let report = write::rollback(&self.pool, rollback).await?;
+        let report = write::rollback(&self.pool, rollback).await;
+        self.caches.invalidate_index();
+        let report = report?;
         tracing::info!(
             from = rollback.expected_cursor.number,
             to = rollback.to.number,
@@ -298,7 +331,9 @@ impl Store {
     /// set and cursor) in one transaction, for a re-index from scratch after a reorg deeper than
     /// the kept block hashes. The bound source ([`IndexerRepo::bind_source`]) is kept.
     pub async fn reset_index(&self) -> Result<(), StoreError> {
-        write::reset_index(&self.pool).await?;
+        let reset = write::reset_index(&self.pool).await;
+        self.caches.invalidate_index();
+        reset?;
         tracing::warn!(path = %self.path.display(), "chain index reset");
         Ok(())
     }

@@ -19,7 +19,13 @@ use super::error::StoreError;
 pub struct ProviderSessionsRepo<'a> {
     pub(crate) pool: &'a SqlitePool,
     pub(crate) prompt_writes: &'a tokio::sync::Mutex<()>,
+    pub(crate) caches: &'a super::cache::Caches,
 }
+
+/// A prompt's [`touch`](ProviderSessionsRepo::touch) is skipped when this process wrote the
+/// session's row less than this long before: the row exists already, and its `last_prompt_at` lags
+/// by less than this (far below the `idle_timeout` capacity window of minutes).
+pub const TOUCH_COALESCE_MS: u64 = 5_000;
 
 /// The session a prompt belongs to, as the provider saw it when serving the prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,23 +115,51 @@ impl ProviderSessionsRepo<'_> {
         .execute(self.pool)
         .await
         .map_err(StoreError::db("save user key"))?;
+        self.caches.user_keys.forget(&user);
         Ok(())
     }
 
     /// `user`'s public key from its latest handshake.
     pub async fn user_key(&self, user: Address) -> Result<Option<Bytes>, StoreError> {
+        let miss = match self.caches.user_keys.get(&user) {
+            Ok(key) => return Ok(Some(key)),
+            Err(miss) => miss,
+        };
         let key: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT public_key FROM provider_users WHERE address = $1")
                 .bind(codec::addr(&user))
                 .fetch_optional(self.pool)
                 .await
                 .map_err(StoreError::db("get user key"))?;
-        Ok(key.map(Bytes::from))
+        let key = key.map(Bytes::from);
+        if let Some(key) = &key {
+            self.caches.user_keys.put(miss, user, key.clone());
+        }
+        Ok(key)
     }
 
-    /// Marks `session` active at `at_ms` (a prompt starts), creating its row if needed.
+    /// Marks `session` active at `at_ms` (a prompt starts), creating its row if needed, so that the
+    /// session is recorded even if the node stops before the answer ends. Skipped (the row exists)
+    /// when this process wrote the row less than [`TOUCH_COALESCE_MS`] before `at_ms`.
     pub async fn touch(&self, session: &ServedSession, at_ms: u64) -> Result<(), StoreError> {
+        if self.touched_recently(session.session_id, at_ms) {
+            return Ok(());
+        }
         self.add(session, Delta::default(), at_ms, "touch provider session").await
+    }
+
+    fn touched_recently(&self, session_id: B256, at_ms: u64) -> bool {
+        let touched = self.caches.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        touched.get(&session_id).is_some_and(|&last| at_ms.saturating_sub(last) < TOUCH_COALESCE_MS)
+    }
+
+    fn remember_write(&self, session_id: B256, at_ms: u64) {
+        let mut touched = self.caches.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if touched.len() >= super::cache::CAPACITY && !touched.contains_key(&session_id) {
+            touched.clear();
+        }
+        let last = touched.entry(session_id).or_insert(at_ms);
+        *last = (*last).max(at_ms);
     }
 
     /// Adds one answered prompt's statistics, at `at_ms`.
@@ -176,6 +210,7 @@ impl ProviderSessionsRepo<'_> {
         .execute(self.pool)
         .await
         .map_err(StoreError::db(op))?;
+        self.remember_write(s.session_id, at_ms);
         Ok(())
     }
 

@@ -15,11 +15,16 @@ use super::write;
 #[derive(Debug, Clone, Copy)]
 pub struct ProvidersRepo<'a> {
     pub(crate) pool: &'a SqlitePool,
+    pub(crate) caches: &'a super::cache::Caches,
 }
 
 impl ProvidersRepo<'_> {
     /// The provider with this address.
     pub async fn get(&self, address: Address) -> Result<Option<Provider>, StoreError> {
+        let miss = match self.caches.providers.get(&address) {
+            Ok(cached) => return Ok(Some(cached)),
+            Err(miss) => miss,
+        };
         let row = sqlx::query(
             "SELECT address, endpoint, stake, created_at, limit_period_end, limit_period_earned, \
              is_deleted FROM providers WHERE address = $1",
@@ -28,7 +33,11 @@ impl ProvidersRepo<'_> {
         .fetch_optional(self.pool)
         .await
         .map_err(StoreError::db("get provider"))?;
-        row.as_ref().map(decode).transpose()
+        let found = row.as_ref().map(decode).transpose()?;
+        if let Some(found) = &found {
+            self.caches.providers.put(miss, address, found.clone());
+        }
+        Ok(found)
     }
 
     /// Providers matching `filter`, oldest registration first (or newest with
@@ -42,12 +51,16 @@ impl ProvidersRepo<'_> {
     pub async fn upsert(&self, provider: &Provider) -> Result<(), StoreError> {
         let mut tx = sql::write_tx(self.pool, "upsert provider").await?;
         upsert(&mut tx, provider).await?;
-        sql::commit(tx, "upsert provider").await
+        let committed = sql::commit(tx, "upsert provider").await;
+        self.caches.invalidate_index();
+        committed
     }
 
     /// Deletes a provider; `false` if there was none.
     pub async fn delete(&self, address: Address) -> Result<bool, StoreError> {
-        write::delete_one(self.pool, EntityRef::Provider(address)).await
+        let deleted = write::delete_one(self.pool, EntityRef::Provider(address)).await;
+        self.caches.invalidate_index();
+        deleted
     }
 }
 

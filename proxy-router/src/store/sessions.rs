@@ -16,11 +16,16 @@ use super::write;
 #[derive(Debug, Clone, Copy)]
 pub struct SessionsRepo<'a> {
     pub(crate) pool: &'a SqlitePool,
+    pub(crate) caches: &'a super::cache::Caches,
 }
 
 impl SessionsRepo<'_> {
     /// The session with this id.
     pub async fn get(&self, id: B256) -> Result<Option<Session>, StoreError> {
+        let miss = match self.caches.sessions.get(&id) {
+            Ok(cached) => return Ok(Some(cached)),
+            Err(miss) => miss,
+        };
         let row = sqlx::query(
             "SELECT session_id, user_address, bid_id, provider, model_id, stake, closeout_receipt, \
              closeout_type, provider_withdrawn_amount, opened_at, ends_at, closed_at, is_active, \
@@ -30,7 +35,11 @@ impl SessionsRepo<'_> {
         .fetch_optional(self.pool)
         .await
         .map_err(StoreError::db("get session"))?;
-        row.as_ref().map(decode).transpose()
+        let found = row.as_ref().map(decode).transpose()?;
+        if let Some(found) = &found {
+            self.caches.sessions.put(miss, id, found.clone());
+        }
+        Ok(found)
     }
 
     /// Sessions matching `filter` (a user's, a provider's, a model's, a bid's; open only), oldest
@@ -62,12 +71,16 @@ impl SessionsRepo<'_> {
     pub async fn upsert(&self, session: &Session) -> Result<(), StoreError> {
         let mut tx = sql::write_tx(self.pool, "upsert session").await?;
         upsert(&mut tx, session).await?;
-        sql::commit(tx, "upsert session").await
+        let committed = sql::commit(tx, "upsert session").await;
+        self.caches.invalidate_index();
+        committed
     }
 
     /// Deletes a session; `false` if there was none.
     pub async fn delete(&self, id: B256) -> Result<bool, StoreError> {
-        write::delete_one(self.pool, EntityRef::Session(id)).await
+        let deleted = write::delete_one(self.pool, EntityRef::Session(id)).await;
+        self.caches.invalidate_index();
+        deleted
     }
 }
 

@@ -1160,6 +1160,9 @@ async fn readers_see_the_last_commit_while_a_write_is_open() {
     }
 
     tx.commit().await.unwrap();
+    // This raw transaction went around the store's writers, which empty the caches after they
+    // commit; do what they do.
+    store.caches.invalidate_index();
     assert_eq!(store.providers().get(addr(1)).await.unwrap(), Some(changed));
     assert_eq!(store.providers().get(addr(2)).await.unwrap(), Some(provider(2)));
 }
@@ -1289,4 +1292,118 @@ fn entity_changes_list_what_they_write() {
     assert!(provider(1).is_active() && model(1).is_active() && bid(1, 1, 1).is_active());
     assert_eq!(EntityRef::Provider(addr(1)).to_string(), format!("provider {}", addr(1)));
     assert_eq!(block(3).to_string(), format!("#3 ({})", hash(3)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Caches
+
+#[tokio::test]
+async fn cached_rows_follow_every_write_of_the_index() {
+    let dir = tmp();
+    let store = open(&dir).await;
+    store.apply_batch(&full_batch()).await.unwrap();
+    let b1 = bid(1, 1, 1);
+    let open_session = session(1, 1, &b1);
+    // Read twice: the second read comes from the cache.
+    assert_eq!(store.sessions().get(open_session.id).await.unwrap(), Some(open_session.clone()));
+    assert_eq!(store.sessions().get(open_session.id).await.unwrap(), Some(open_session.clone()));
+    assert_eq!(store.providers().get(addr(1)).await.unwrap(), Some(provider(1)));
+
+    // The indexer sees the close and a new endpoint: the very next read sees them.
+    let mut closed = open_session.clone();
+    closed.closed_at = closed.opened_at + 10;
+    closed.is_active = false;
+    let mut moved = provider(1);
+    moved.endpoint = "moved:3333".into();
+    let mut next = batch(Some(block(20)), 21);
+    next.changes.sessions = vec![closed.clone()];
+    next.changes.providers = vec![moved.clone()];
+    store.apply_batch(&next).await.unwrap();
+    assert_eq!(store.sessions().get(open_session.id).await.unwrap(), Some(closed.clone()));
+    assert_eq!(store.providers().get(addr(1)).await.unwrap(), Some(moved));
+
+    // A rollback, a single upsert or delete, and a reset of the index are seen at once too.
+    store
+        .rollback(&Rollback { expected_cursor: block(21), to: block(20), changes: full_batch().changes })
+        .await
+        .unwrap();
+    assert_eq!(store.sessions().get(open_session.id).await.unwrap(), Some(open_session.clone()));
+    store.sessions().upsert(&closed).await.unwrap();
+    assert_eq!(store.sessions().get(open_session.id).await.unwrap(), Some(closed));
+    assert!(store.sessions().delete(open_session.id).await.unwrap());
+    assert_eq!(store.sessions().get(open_session.id).await.unwrap(), None);
+    store.sessions().upsert(&open_session).await.unwrap();
+    assert!(store.sessions().get(open_session.id).await.unwrap().is_some());
+    store.reset_index().await.unwrap();
+    assert_eq!(store.sessions().get(open_session.id).await.unwrap(), None);
+    assert_eq!(store.providers().get(addr(1)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn cached_consumer_records_and_user_keys_follow_their_writes() {
+    let dir = tmp();
+    let store = open(&dir).await;
+    let repo = store.consumer_sessions();
+    let b1 = bid(1, 1, 1);
+    let s = session(1, 1, &b1);
+    let record = ConsumerSession {
+        session_id: s.id,
+        user: s.user,
+        provider: s.provider,
+        bid_id: s.bid_id,
+        model_id: s.model_id,
+        endpoint: "a:1".into(),
+        provider_public_key: None,
+        stake: s.stake,
+        direct_payment: false,
+        failover: true,
+        opened_at: s.opened_at,
+        ends_at: s.ends_at,
+        closed_at: 0,
+        close_tx: None,
+        closeout_type: None,
+        replaced_by: None,
+        stats: SessionStats::default(),
+        created_at: 1,
+    };
+    repo.upsert(&record).await.unwrap();
+    assert_eq!(repo.get(s.id).await.unwrap(), Some(record.clone()));
+    let prompt = AnsweredPrompt { tps_scaled1000: 7, ttft_ms: 3, input_tokens: 2, output_tokens: 5 };
+    repo.add_prompt(s.id, prompt).await.unwrap();
+    repo.add_prompt(s.id, prompt).await.unwrap();
+    repo.add_failure(s.id).await.unwrap();
+    let cached = repo.get(s.id).await.unwrap().unwrap();
+    store.caches.consumer_sessions.invalidate();
+    let stored = repo.get(s.id).await.unwrap().unwrap();
+    assert_eq!(cached, stored, "the cached record equals the committed row");
+    assert_eq!((stored.stats.prompts, stored.stats.failures, stored.stats.output_tokens), (2, 1, 10));
+    assert!(repo.set_provider(s.id, "b:2", &Bytes::from(vec![2u8; 33])).await.unwrap());
+    assert_eq!(repo.get(s.id).await.unwrap().unwrap().endpoint, "b:2");
+    assert!(repo.set_replaced_by(s.id, id(0x5E, 2)).await.unwrap());
+    assert_eq!(repo.get(s.id).await.unwrap().unwrap().replaced_by, Some(id(0x5E, 2)));
+    assert!(repo.mark_closed(s.id, 99, None, Some(1)).await.unwrap());
+    assert_eq!(repo.get(s.id).await.unwrap().unwrap().closed_at, 99);
+
+    let keys = store.provider_sessions();
+    let user = addr(7);
+    assert_eq!(keys.user_key(user).await.unwrap(), None);
+    keys.save_user_key(user, &[4u8; 65], 1).await.unwrap();
+    assert_eq!(keys.user_key(user).await.unwrap().unwrap().as_ref(), &[4u8; 65]);
+    keys.save_user_key(user, &[2u8; 33], 2).await.unwrap();
+    assert_eq!(keys.user_key(user).await.unwrap().unwrap().as_ref(), &[2u8; 33]);
+}
+
+#[tokio::test]
+async fn a_touch_right_after_a_write_of_the_session_is_skipped() {
+    let dir = tmp();
+    let store = open(&dir).await;
+    let repo = store.provider_sessions();
+    let s = ServedSession { session_id: id(0x5E, 1), user: addr(1), model_id: id(0x11, 1), ends_at: 10_000 };
+    repo.touch(&s, 1_000).await.unwrap();
+    let stats = PromptStats { ttft_ms: 1, tps_scaled1000: 1, input_tokens: 1, output_tokens: 1 };
+    repo.record_success(&s, &stats, 1_100).await.unwrap();
+    repo.touch(&s, 1_200).await.unwrap(); // skipped: the row exists and was written 100 ms ago
+    assert_eq!(repo.get(s.session_id).await.unwrap().unwrap().last_prompt_at, 1_100);
+    repo.touch(&s, 1_100 + TOUCH_COALESCE_MS).await.unwrap();
+    assert_eq!(repo.get(s.session_id).await.unwrap().unwrap().last_prompt_at, 1_100 + TOUCH_COALESCE_MS);
 }
