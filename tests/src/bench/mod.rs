@@ -155,6 +155,9 @@ pub struct PathInfo {
     pub processes: String,
     /// Peak RSS of its processes at the end of the run, KiB (none for `direct`: in-process).
     pub peak_rss_kb: Option<u64>,
+    /// RSS of its processes when the load phases started, KiB: for our routers, what the memory test
+    /// left them holding (freed heap the allocator keeps), which the peak includes.
+    pub start_rss_kb: Option<u64>,
 }
 
 /// One measured phase on one path.
@@ -392,6 +395,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     }
     backend.set(knobs);
     // Peak RSS from here on is the load phases' (the memory test is reported on its own).
+    let start_rss: Vec<Option<u64>> =
+        paths.iter().map(|p| (!p.pids.is_empty()).then(|| procs::rss_kb(&p.pids))).collect();
     let peak_reset = paths.iter().all(|p| procs::reset_peak_rss(&p.pids));
     let crypto = CryptoFloor::measure()?;
     eprintln!(
@@ -444,10 +449,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
 
     let path_infos = paths
         .iter()
-        .map(|p| PathInfo {
+        .zip(start_rss)
+        .map(|(p, start_rss_kb)| PathInfo {
             name: p.target.name.clone(),
             processes: p.processes.clone(),
             peak_rss_kb: (!p.pids.is_empty()).then(|| procs::peak_rss_kb(&p.pids)),
+            start_rss_kb,
         })
         .collect();
     let targets = check_targets(&runs, &idle, settings);
@@ -826,14 +833,15 @@ impl Report {
         let _ = writeln!(
             md,
             "\n#### Peak RSS (`VmHWM`, summed over the path's processes, over {since})\n\n\
-             | Path | Processes | Peak RSS MiB |\n|---|---|---|"
+             | Path | Processes | RSS MiB at the start of the load phases | Peak RSS MiB |\n|---|---|---|---|"
         );
         for p in &self.paths {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} |",
+                "| {} | {} | {} | {} |",
                 path_title(&p.name),
                 p.processes,
+                opt(p.start_rss_kb.map(|k| k as f64 / 1024.0), 1),
                 opt(p.peak_rss_kb.map(|k| k as f64 / 1024.0), 1)
             );
         }
