@@ -79,6 +79,15 @@ impl ChainFixture {
         Ok(token.balanceOf(owner).call().await?)
     }
 
+    /// The MOR balances of `owners`, in order, at one moment (for before/after checks with [`deltas`]).
+    pub async fn mor_balances(&self, owners: &[Address]) -> anyhow::Result<Vec<U256>> {
+        let mut values = Vec::with_capacity(owners.len());
+        for owner in owners {
+            values.push(self.mor_balance(*owner).await?);
+        }
+        Ok(values)
+    }
+
     /// The MOR allowance of `owner` for the diamond.
     pub async fn allowance(&self, owner: Address) -> anyhow::Result<U256> {
         let token = MorpheusToken::new(self.deployment.mor_token, self.provider()?);
@@ -234,4 +243,15 @@ pub fn session_report(session_id: B256, chain_id: u64, timestamp_ms: u128, stats
 pub fn sign(wallet: &Wallet, message: &[u8]) -> anyhow::Result<Bytes> {
     let signature = wallet.sign_eip191_hash(&keccak256(message))?;
     Ok(Bytes::from(signature.as_bytes().to_vec()))
+}
+
+/// `after − before` per account, signed (balances in tests stay far below `i128::MAX`).
+pub fn deltas(before: &[U256], after: &[U256]) -> Vec<i128> {
+    before.iter().zip(after).map(|(b, a)| signed(*a) - signed(*b)).collect()
+}
+
+/// A balance or amount as `i128`, for signed arithmetic in assertions; saturates at `i128::MAX`
+/// (no test amount comes near it, and a saturated value fails any exact comparison).
+pub fn signed(v: U256) -> i128 {
+    i128::try_from(v).unwrap_or(i128::MAX)
 }

@@ -20,7 +20,7 @@ use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider as _;
 use e2e_tests::backend::{self, Faults};
-use e2e_tests::chain::{wallet, ChainFixture};
+use e2e_tests::chain::{deltas, signed, wallet, ChainFixture};
 use e2e_tests::market::{Market, ADMIN, MODEL_NAME};
 use e2e_tests::router::{curl, CurlAnswer};
 use proxy_router::chain::allowance::Allowance;
@@ -183,22 +183,6 @@ fn lower(address: Address) -> String {
 // Chain helpers
 // -------------------------------------------------------------------------------------------------
 
-async fn balances(chain: &ChainFixture, owners: &[Address]) -> Vec<U256> {
-    let mut values = Vec::new();
-    for owner in owners {
-        values.push(chain.mor_balance(*owner).await.unwrap());
-    }
-    values
-}
-
-fn deltas(before: &[U256], after: &[U256]) -> Vec<i128> {
-    before.iter().zip(after).map(|(b, a)| signed(*a) - signed(*b)).collect()
-}
-
-fn signed(v: U256) -> i128 {
-    i128::try_from(v).unwrap()
-}
-
 fn sessions(chain: &ChainFixture) -> SessionRouter::SessionRouterInstance<alloy::providers::DynProvider> {
     SessionRouter::new(chain.deployment.diamond, chain.provider().unwrap())
 }
@@ -236,7 +220,7 @@ async fn a_session_by_model_chats_embeds_closes_and_pays_as_the_contracts_say() 
     let d = market.chain.deployment.clone();
     let provider = market.providers[0].address;
     let who = [market.consumer_address, provider, d.funding_account, d.diamond];
-    let before = balances(&market.chain, &who).await;
+    let before = market.chain.mor_balances(&who).await.unwrap();
 
     // Open by model: the only provider accepts.
     let opened = market.open_by_model(600, &json!({})).unwrap();
@@ -321,7 +305,7 @@ async fn a_session_by_model_chats_embeds_closes_and_pays_as_the_contracts_say() 
     // The money (closeSession of SessionRouter.sol): the provider earns the time used at the bid's
     // price, paid by the funding account; the consumer's stake comes back except the part that bought
     // today's stipend, which the diamond holds until the next UTC day.
-    let after = balances(&market.chain, &who).await;
+    let after = market.chain.mor_balances(&who).await.unwrap();
     let price = U256::from(PRICE);
     let earned = U256::from(closed_at - opened_at) * price;
     let start_of_day = closed_at - closed_at % DAY;
@@ -374,7 +358,7 @@ async fn a_session_by_model_chats_embeds_closes_and_pays_as_the_contracts_say() 
     let withdrawn = market.post("/blockchain/sessions/user/withdraw-stakes", &json!({})).unwrap();
     assert_eq!(withdrawn.status, 200, "{}", withdrawn.body);
     assert_eq!(answer_json(&withdrawn)["withdrawn"], lock.to_string());
-    let end = balances(&market.chain, &who).await;
+    let end = market.chain.mor_balances(&who).await.unwrap();
     assert_eq!(deltas(&before, &end), [0, signed(earned), -signed(earned), 0]);
     assert!(market.consumer.as_mut().unwrap().is_running());
 }
@@ -390,7 +374,7 @@ async fn a_provider_claims_a_session_left_open_after_its_end_and_the_late_close_
     let d = market.chain.deployment.clone();
     let provider = market.providers[0].address;
     let who = [market.consumer_address, provider, d.funding_account, d.diamond];
-    let before = balances(&market.chain, &who).await;
+    let before = market.chain.mor_balances(&who).await.unwrap();
     let id = market.open_session(300).unwrap();
     assert_streamed(&chat(&market, &id, &chat_body("one question", true)), "one question");
     let on_chain = sessions(&market.chain).getSession(b256(&id)).call().await.unwrap();
@@ -400,7 +384,7 @@ async fn a_provider_claims_a_session_left_open_after_its_end_and_the_late_close_
 
     // Before the end there is nothing to claim yet; the consumer's stake sits in the diamond.
     assert_eq!(answer_json(&provider_get(&market, 0, &claimable)), json!({"balance": "0"}));
-    let opened = balances(&market.chain, &who).await;
+    let opened = market.chain.mor_balances(&who).await.unwrap();
     assert_eq!(deltas(&before, &opened), [-signed(stake), 0, 0, signed(stake)]);
 
     // After the end the provider claims the whole session at its bid's price, from the funding account.
@@ -415,7 +399,7 @@ async fn a_provider_claims_a_session_left_open_after_its_end_and_the_late_close_
     let claimed = provider_post(&market, 0, &claim);
     assert_eq!(claimed.status, 200, "{}", claimed.body);
     assert_eq!(answer_json(&claimed)["claimed"], earned.to_string());
-    let after_claim = balances(&market.chain, &who).await;
+    let after_claim = market.chain.mor_balances(&who).await.unwrap();
     assert_eq!(
         deltas(&opened, &after_claim),
         [0, signed(earned), -signed(earned), 0],
@@ -433,7 +417,7 @@ async fn a_provider_claims_a_session_left_open_after_its_end_and_the_late_close_
     let closed = market.post(&format!("/blockchain/sessions/{id}/close"), &json!({})).unwrap();
     assert_eq!(closed.status, 200, "{}", closed.body);
     market.wait_closed(&id).unwrap();
-    let end = balances(&market.chain, &who).await;
+    let end = market.chain.mor_balances(&who).await.unwrap();
     assert_eq!(deltas(&before, &end), [0, signed(earned), -signed(earned), 0]);
     assert_eq!(deltas(&before, &end).iter().sum::<i128>(), 0, "MOR is conserved");
     assert!(market.consumer.as_mut().unwrap().is_running());
@@ -599,7 +583,7 @@ async fn a_restarted_consumer_keeps_its_session_and_the_sweeper_closes_it_past_i
     let d = market.chain.deployment.clone();
     let provider = market.providers[0].address;
     let who = [market.consumer_address, provider, d.funding_account, d.diamond];
-    let before = balances(&market.chain, &who).await;
+    let before = market.chain.mor_balances(&who).await.unwrap();
 
     // The shortest session the contract accepts (MIN_SESSION_DURATION, 5 minutes).
     let id = market.open_session(300).unwrap();
@@ -625,7 +609,7 @@ async fn a_restarted_consumer_keeps_its_session_and_the_sweeper_closes_it_past_i
 
     // A late close: the whole stake comes back, the provider earns the whole session.
     let earned = signed(U256::from(ends_at - opened_at) * U256::from(PRICE));
-    let after = balances(&market.chain, &who).await;
+    let after = market.chain.mor_balances(&who).await.unwrap();
     assert_eq!(deltas(&before, &after), [0, earned, -earned, 0], "consumer, provider, funding, diamond");
     assert_eq!(
         answer_json(&provider_get(&market, 0, &format!("/proxy/sessions/{id}/providerClaimableBalance"))),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use e2e_tests::backend::{self, Backend, Faults};
-use e2e_tests::chain::{model_registration, wallet, ChainFixture, MOR};
+use e2e_tests::chain::{deltas, model_registration, signed as i, wallet, ChainFixture, MOR};
 use e2e_tests::index::{catch_up, indexer, TempStore};
 use futures::StreamExt;
 use proxy_router::chain::allowance::Allowance;
@@ -255,35 +255,6 @@ fn chat(content: &str, stream: bool) -> Value {
            "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": content}]})
 }
 
-/// Signed MOR balance changes.
-async fn balances(chain: &ChainFixture, owners: &[Address]) -> Vec<U256> {
-    let mut values = Vec::new();
-    for owner in owners {
-        values.push(chain.mor_balance(*owner).await.unwrap());
-    }
-    values
-}
-
-fn deltas(before: &[U256], after: &[U256]) -> Vec<i128> {
-    before
-        .iter()
-        .zip(after)
-        .map(
-            |(b, a)| {
-                if a >= b {
-                    i128::try_from(*a - *b).unwrap()
-                } else {
-                    -i128::try_from(*b - *a).unwrap()
-                }
-            },
-        )
-        .collect()
-}
-
-fn i(v: U256) -> i128 {
-    i128::try_from(v).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_serves_a_session_from_handshake_to_close() {
     let mut f = Fixture::start(0).await;
@@ -388,9 +359,9 @@ async fn provider_serves_a_session_from_handshake_to_close() {
     let d = f.chain.deployment.clone();
     let sessions = SessionRouter::new(d.diamond, f.chain.provider().unwrap());
     let who = [u, p, d.funding_account, d.diamond];
-    let before = balances(&f.chain, &who).await;
+    let before = f.chain.mor_balances(&who).await.unwrap();
     f.user_sender.close_session(report.message.clone(), report.signed_report.clone()).await.unwrap();
-    let after = balances(&f.chain, &who).await;
+    let after = f.chain.mor_balances(&who).await.unwrap();
     let record = sessions.getSession(session).call().await.unwrap();
     assert_eq!(record.closeoutType, U256::ZERO, "provider-signed receipt: no dispute");
     assert_eq!(record.closeoutReceipt, report.message);

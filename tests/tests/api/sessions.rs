@@ -3,12 +3,12 @@
 //! withdrawal with MOR balances checked before and after against the contract's formulas.
 
 use alloy::consensus::Transaction as _;
-use alloy::primitives::{keccak256, Address, Signature, B256, U256};
+use alloy::primitives::{keccak256, Signature, B256, U256};
 use alloy::providers::Provider as _;
 use alloy::sol_types::SolCall as _;
 use axum::http::Method;
 use e2e_tests::api::{ApiFixture, READER};
-use e2e_tests::chain::{session_report, wallet, ChainFixture};
+use e2e_tests::chain::{deltas, session_report, signed as i, wallet, ChainFixture};
 use proxy_router::api::sessions::{self as api_sessions, ReportStats, DAY};
 use proxy_router::api::wire::lower_address;
 use proxy_router::chain::bindings::SessionRouter;
@@ -20,24 +20,6 @@ const PROVIDER: u32 = 2;
 const CONSUMER: u32 = 3;
 const OTHER_CONSUMER: u32 = 4;
 const PRICE: u64 = 10_000_000_000_000; // 1e13 wei/s, the minimum bid price
-
-/// MOR balances of a few accounts at one moment.
-async fn balances(chain: &ChainFixture, owners: &[Address]) -> Vec<U256> {
-    let mut values = Vec::new();
-    for owner in owners {
-        values.push(chain.mor_balance(*owner).await.unwrap());
-    }
-    values
-}
-
-/// `after − before` per account.
-fn deltas(before: &[U256], after: &[U256]) -> Vec<i128> {
-    before.iter().zip(after).map(|(b, a)| if a >= b { i(*a - *b) } else { -i(*b - *a) }).collect()
-}
-
-fn i(v: U256) -> i128 {
-    i128::try_from(v).unwrap()
-}
 
 fn quoted(v: U256) -> Value {
     json!(v.to_string())
@@ -162,11 +144,11 @@ async fn early_close_then_provider_claim_and_on_hold_withdrawal_move_exactly_the
     fixture.chain.advance_time(600).await.unwrap();
 
     // Close with the node's own report (a dispute on chain).
-    let before = balances(&fixture.chain, &who).await;
+    let before = fixture.chain.mor_balances(&who).await.unwrap();
     let close = fixture.call(Method::POST, &format!("/blockchain/sessions/{id}/close"), Some("{}")).await;
     let tx: B256 =
         serde_json::from_value(close.unwrap().expect(200).unwrap().json().unwrap()["tx"].clone()).unwrap();
-    let after = balances(&fixture.chain, &who).await;
+    let after = fixture.chain.mor_balances(&who).await.unwrap();
     let read = fixture.chain.provider().unwrap();
     let receipt = read.get_transaction_receipt(tx).await.unwrap().unwrap();
     assert!(receipt.status() && receipt.from == u, "mined by the consumer");
@@ -260,10 +242,10 @@ async fn early_close_then_provider_claim_and_on_hold_withdrawal_move_exactly_the
     let list = fixture.call(Method::GET, "/proxy/sessions/provider-claimable", None).await.unwrap();
     let list = list.expect(200).unwrap().json().unwrap();
     assert_eq!(list["total"], quoted(held_for_provider), "defaults to the wallet: {list}");
-    let before = balances(&fixture.chain, &who).await;
+    let before = fixture.chain.mor_balances(&who).await.unwrap();
     let claim =
         fixture.call(Method::POST, &claim_path, None).await.unwrap().expect(200).unwrap().json().unwrap();
-    let after = balances(&fixture.chain, &who).await;
+    let after = fixture.chain.mor_balances(&who).await.unwrap();
     assert_eq!(claim["claimed"], quoted(held_for_provider));
     let claimed = i(held_for_provider);
     assert_eq!(deltas(&before, &after), [0, claimed, -claimed, 0]);
@@ -278,7 +260,7 @@ async fn early_close_then_provider_claim_and_on_hold_withdrawal_move_exactly_the
     );
     assert_eq!((held["available"].clone(), held["locked"].clone()), (quoted(lock), json!("0")));
     assert_eq!(held["nextReleaseAt"], Value::Null);
-    let before = balances(&fixture.chain, &who).await;
+    let before = fixture.chain.mor_balances(&who).await.unwrap();
     let withdrawn = fixture
         .call(Method::POST, "/blockchain/sessions/user/withdraw-stakes", Some(r#"{"iterations": 10}"#))
         .await
@@ -287,7 +269,7 @@ async fn early_close_then_provider_claim_and_on_hold_withdrawal_move_exactly_the
         .unwrap()
         .json()
         .unwrap();
-    let after = balances(&fixture.chain, &who).await;
+    let after = fixture.chain.mor_balances(&who).await.unwrap();
     assert_eq!(withdrawn["withdrawn"], quoted(lock));
     assert_eq!(deltas(&before, &after), [i(lock), 0, 0, -i(lock)]);
     let held =
@@ -362,10 +344,10 @@ async fn other_wallets_are_refused_and_claim_all_pays_ended_sessions() {
 
     // Claim-all pays both, exactly, from the funding account.
     let who = [p, d.funding_account];
-    let before = balances(&fixture.chain, &who).await;
+    let before = fixture.chain.mor_balances(&who).await.unwrap();
     let all = fixture.call(Method::POST, "/proxy/sessions/provider-claim-all", None).await.unwrap();
     let all = all.expect(200).unwrap().json().unwrap();
-    let after = balances(&fixture.chain, &who).await;
+    let after = fixture.chain.mor_balances(&who).await.unwrap();
     let total = expected_ours + expected_theirs;
     assert_eq!(all["total"], quoted(total), "{all}");
     assert_eq!(all["claims"].as_array().unwrap().len(), 2);
@@ -391,13 +373,13 @@ async fn other_wallets_are_refused_and_claim_all_pays_ended_sessions() {
     // The consumer closes its ended session: the whole stake comes back (a late close holds nothing).
     fixture.state.wallet.set(consumer.clone());
     let stake = record.stake;
-    let before = balances(&fixture.chain, &[consumer.address(), d.diamond]).await;
+    let before = fixture.chain.mor_balances(&[consumer.address(), d.diamond]).await.unwrap();
     fixture
         .call(Method::POST, &format!("/blockchain/sessions/{ours}/close"), None)
         .await
         .unwrap()
         .expect(200)
         .unwrap();
-    let after = balances(&fixture.chain, &[consumer.address(), d.diamond]).await;
+    let after = fixture.chain.mor_balances(&[consumer.address(), d.diamond]).await.unwrap();
     assert_eq!(deltas(&before, &after), [i(stake), -i(stake)]);
 }
