@@ -27,6 +27,8 @@
 //!   streamed signed and encrypted answers, signed reports from durable statistics).
 //! - [`consumer`]: the consumer role: bid rating (`rating-config.json`), the MOR-RPC client, opening
 //!   sessions, the prompt relay with failover, closing, the expiry sweeper and recovery at start.
+//! - [`gateway`]: the OpenAI gateway on `GATEWAY_ADDRESS`: API keys with quotas and budgets, and the
+//!   sessions it buys, reuses, renews and closes for each key and model.
 //! - [`api`]: the HTTP API: the reference's REST routes and JSON, reference-compatible Basic auth
 //!   ([`api::auth`]), one [`api::error::ApiError`], the OpenAPI spec and Swagger UI.
 //!
@@ -42,6 +44,7 @@ pub mod api;
 pub mod chain;
 pub mod config;
 pub mod consumer;
+pub mod gateway;
 pub mod index;
 pub mod node;
 pub mod protocol;

@@ -21,6 +21,7 @@ use crate::api::{self, stored, ApiLimits, ApiState, ChainAccess, ConfigResponse}
 use crate::chain::{self, Rpc, Signer, TxSender, Wallet, WalletSlot, WalletSource};
 use crate::config::{ChainConfig, Config};
 use crate::consumer::{Consumer, ConsumerError, ConsumerSettings};
+use crate::gateway::{self, Gateway, GatewayError, GatewaySettings};
 use crate::index::{IndexError, Indexer, IndexerOptions};
 use crate::provider::{
     BackendClient, BackendError, BackendTimeouts, Models, ModelsConfigError, Provider, ProviderError,
@@ -67,6 +68,17 @@ pub enum NodeError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The OpenAI gateway's state could not be loaded.
+    #[error("OpenAI gateway: {0}")]
+    Gateway(#[from] GatewayError),
+    /// The OpenAI gateway could not listen on `GATEWAY_ADDRESS`, or its server failed.
+    #[error("OpenAI gateway on {address} (GATEWAY_ADDRESS): {source}")]
+    GatewayHttp {
+        /// The address.
+        address: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// A background task panicked.
     #[error("the {task} task stopped unexpectedly: {reason}")]
     TaskFailed {
@@ -103,6 +115,20 @@ pub fn api_limits(config: &Config) -> ApiLimits {
         .max(config.consumer.pnode_timeout * 2)
         .max(defaults.request_timeout);
     ApiLimits { request_timeout, body_limit: defaults.body_limit.max(config.provider.max_prompt_bytes) }
+}
+
+/// The gateway's request bounds: the API's body limit; time for up to
+/// [`gateway::sessions::MAX_ATTEMPTS`] sessions to be opened (allowance and `openSession` receipts,
+/// RPC round trips, the provider's first frame) within one request.
+pub fn gateway_limits(config: &Config) -> gateway::http::Limits {
+    let chain = &config.chain;
+    let api = api_limits(config);
+    let per_attempt = chain.tx_receipt_timeout * 2 + chain.rpc_timeout * 4 + config.consumer.pnode_timeout;
+    let attempts = u32::try_from(gateway::sessions::MAX_ATTEMPTS).unwrap_or(u32::MAX);
+    gateway::http::Limits {
+        body_limit: api.body_limit,
+        request_timeout: (per_attempt * attempts).max(api.request_timeout),
+    }
 }
 
 /// Runs the node until `cancel` fires. Start-up problems are returned before anything runs.
@@ -171,6 +197,26 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
 
     let wallet_address = wallet.get().map(|s| s.address());
     let consumer = Consumer::new(store.clone(), rpc.clone(), wallet.clone(), consumer_settings);
+    let gateway = match config.gateway.address {
+        Some(address) => {
+            let gateway = Gateway::new(
+                store.clone(),
+                consumer.clone(),
+                indexer.status(),
+                GatewaySettings::from_config(&config.gateway),
+            )
+            .await?;
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| NodeError::GatewayHttp { address, source })?;
+            let bound = listener.local_addr().map_err(|source| NodeError::GatewayHttp { address, source })?;
+            Some((gateway, listener, bound))
+        }
+        None => {
+            tracing::info!("the OpenAI gateway is off (GATEWAY_ADDRESS is empty)");
+            None
+        }
+    };
     let state = ApiState {
         limits: api_limits(&config),
         ..ApiState::new(store, indexer.status(), ConfigResponse::new(&config, wallet_address), auth)
@@ -183,7 +229,36 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
         BackendClient::new(BackendTimeouts::for_llm_timeout(config.provider.llm_timeout))?,
     ));
 
+    let state = match &gateway {
+        Some((gateway, _, _)) => state.with_gateway(gateway.clone()),
+        None => state,
+    };
+
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
+    let gateway_limits = gateway_limits(&config);
+    let gateway_cancel = cancel.clone();
+    let gateway_task = tokio::spawn(async move {
+        let Some((gateway, listener, bound)) = gateway else { return Ok(()) };
+        tracing::info!(%bound, "OpenAI gateway listening on http://{bound}/v1");
+        println!("proxy-router: OpenAI gateway listening on http://{bound}");
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let background = gateway.clone().run(gateway_cancel.clone());
+        let server =
+            axum::serve(listener, gateway::http::router(gateway, gateway_limits).into_make_service())
+                .with_graceful_shutdown(gateway_cancel.clone().cancelled_owned());
+        let (served, ()) = tokio::join!(
+            async {
+                let served = server.await;
+                // The background work stops with the server (its writer drains first).
+                gateway_cancel.cancel();
+                served
+            },
+            background
+        );
+        served.map_err(|source| NodeError::GatewayHttp { address: bound, source })
+    });
     let indexer_task = tokio::spawn(indexer.run(cancel.clone()));
     let shutdown = cancel.clone();
     let http_task = tokio::spawn(async move {
@@ -212,7 +287,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
         }
     });
 
-    let (indexer_done, http_done, provider_done, consumer_done) = tokio::join!(
+    let (indexer_done, http_done, provider_done, consumer_done, gateway_done) = tokio::join!(
         async {
             let result = indexer_task.await;
             cancel.cancel();
@@ -234,8 +309,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             let result = consumer_task.await;
             cancel.cancel();
             result
+        },
+        async {
+            let result = gateway_task.await;
+            cancel.cancel();
+            result
         }
     );
+    gateway_done.map_err(|e| NodeError::TaskFailed { task: "gateway", reason: e.to_string() })??;
     consumer_done.map_err(|e| NodeError::TaskFailed { task: "consumer", reason: e.to_string() })?;
     indexer_done.map_err(|e| NodeError::TaskFailed { task: "indexer", reason: e.to_string() })?;
     provider_done.map_err(|e| NodeError::TaskFailed { task: "provider", reason: e.to_string() })?;

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod bench;
 pub mod chain;
 pub mod deploy;
+pub mod gateway;
 pub mod index;
 pub mod market;
 pub mod router;

@@ -19,6 +19,9 @@ pub const LISTENING: &str = "proxy-router: HTTP API listening on http://";
 /// The line prefix the node prints once its provider's MOR-RPC server listens (before [`LISTENING`]).
 pub const MOR_RPC_LISTENING: &str = "proxy-router: MOR-RPC listening on ";
 
+/// The line prefix the node prints once its OpenAI gateway listens (before [`LISTENING`]).
+pub const GATEWAY_LISTENING: &str = "proxy-router: OpenAI gateway listening on http://";
+
 /// Names a prebuilt `proxy-router` binary to run instead of cargo's debug build (`make bench` points it
 /// at the release build).
 pub const ROUTER_BINARY: &str = "ROUTER_BINARY";
@@ -64,6 +67,7 @@ pub fn router_env(
         ("ETH_NODE_POLLING_INTERVAL".to_owned(), "200ms".to_owned()),
         ("WEB_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
         ("PROXY_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
+        ("GATEWAY_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
     ];
     for (name, value) in overrides {
         vars.retain(|(n, _)| n != name);
@@ -87,6 +91,8 @@ pub struct RouterProcess {
     pub api: SocketAddr,
     /// Where its provider's MOR-RPC server listens (only with a wallet).
     pub proxy: Option<SocketAddr>,
+    /// Where its OpenAI gateway listens (unless `GATEWAY_ADDRESS` turns it off).
+    pub gateway: Option<SocketAddr>,
 }
 
 impl RouterProcess {
@@ -97,20 +103,27 @@ impl RouterProcess {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut proxy = None;
+            let mut gateway = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix(MOR_RPC_LISTENING) {
                     proxy = Some(addr.trim().to_owned());
                 }
+                if let Some(addr) = line.strip_prefix(GATEWAY_LISTENING) {
+                    gateway = Some(addr.trim().to_owned());
+                }
                 if let Some(addr) = line.strip_prefix(LISTENING) {
-                    let _ = tx.send((addr.trim().to_owned(), proxy.clone()));
+                    let _ = tx.send((addr.trim().to_owned(), proxy.clone(), gateway.clone()));
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok((addr, proxy)) => Ok(Self {
+            Ok((addr, proxy, gateway)) => Ok(Self {
                 child,
                 api: addr.parse().with_context(|| format!("bad address {addr}"))?,
                 proxy: proxy.map(|p| p.parse().with_context(|| format!("bad address {p}"))).transpose()?,
+                gateway: gateway
+                    .map(|g| g.parse().with_context(|| format!("bad address {g}")))
+                    .transpose()?,
             }),
             Err(_) => {
                 let _ = child.kill();
@@ -128,6 +141,12 @@ impl RouterProcess {
     /// `http://<api>` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.api)
+    }
+
+    /// `http://<gateway>` + `path` (fails when the gateway is off).
+    pub fn gateway_url(&self, path: &str) -> anyhow::Result<String> {
+        let gateway = self.gateway.context("the router's OpenAI gateway is off")?;
+        Ok(format!("http://{gateway}{path}"))
     }
 
     /// Whether the process is still running.

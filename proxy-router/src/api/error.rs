@@ -325,6 +325,9 @@ impl From<ConsumerError> for ApiError {
             ConsumerError::InsufficientFunds { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds", message)
             }
+            ConsumerError::StakeAboveLimit { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "stake_above_limit", message)
+            }
             ConsumerError::NoBids { .. } => ApiError::new(StatusCode::NOT_FOUND, "no_bids", message),
             ConsumerError::NoProviderAccepted { failures } => {
                 let reason = serde_json::to_string(&failures).unwrap_or_default();

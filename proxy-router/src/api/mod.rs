@@ -13,6 +13,7 @@
 //! - [`eth_node`]: `POST`/`DELETE /config/ethNode`, the RPC URLs chosen at runtime.
 //! - [`proxy`]: the consumer role's routes: opening sessions (by bid, by model, from an approval),
 //!   the handshake and ping, and the OpenAI surface (`/v1/chat/completions`, `/v1/embeddings`).
+//! - [`keys`]: the OpenAI gateway's API keys (`/auth/keys`).
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -37,6 +38,7 @@
 pub mod auth;
 pub mod error;
 pub mod eth_node;
+pub mod keys;
 pub mod local;
 pub mod proxy;
 pub mod registry;
@@ -134,6 +136,8 @@ pub struct ApiState {
     /// The node's own models (models-config), callable without a session through the `model_id`
     /// header, and listed by `GET /v1/models`.
     pub local_models: Option<local::LocalModels>,
+    /// The OpenAI gateway, whose API keys `/auth/keys` manages; `None` when it is off.
+    pub gateway: Option<crate::gateway::Gateway>,
 }
 
 /// The chain as the API reads it: the RPC transport and the contracts' addresses.
@@ -188,6 +192,7 @@ impl ApiState {
             rating: Arc::new(RatingConfig::default()),
             consumer: None,
             local_models: None,
+            gateway: None,
         }
     }
 
@@ -214,6 +219,11 @@ impl ApiState {
     /// The same state serving `models` locally (the `model_id` header and `GET /v1/models`).
     pub fn with_local_models(self, models: local::LocalModels) -> Self {
         Self { local_models: Some(models), ..self }
+    }
+
+    /// The same state managing `gateway`'s API keys.
+    pub fn with_gateway(self, gateway: crate::gateway::Gateway) -> Self {
+        Self { gateway: Some(gateway), ..self }
     }
 
     /// The consumer role, or 503 `no_consumer` when this node or test runs without it.
@@ -304,6 +314,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(eth_node::Doc::openapi());
     doc.merge(proxy::Doc::openapi());
     doc.merge(local::Doc::openapi());
+    doc.merge(keys::Doc::openapi());
     doc
 }
 
@@ -327,6 +338,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(eth_node::router(&auth))
         .merge(proxy::router(&auth))
         .merge(local::router(&auth))
+        .merge(keys::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

@@ -267,6 +267,7 @@ pub async fn open_by_bid(
         duration: duration(request.session_duration)?,
         direct_payment: request.direct_payment,
         failover: request.failover,
+        max_stake: None,
     };
     Ok(Json(state.consumer()?.open_by_bid(bid_id, open).await?.into()))
 }
@@ -301,6 +302,7 @@ pub async fn open_by_model(
         duration: duration(request.session_duration)?,
         direct_payment: request.direct_payment,
         failover: request.failover,
+        max_stake: None,
     };
     Ok(Json(state.consumer()?.open_by_model(model_id, open).await?.into()))
 }

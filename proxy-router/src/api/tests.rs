@@ -281,6 +281,11 @@ async fn config_needs_system_config_and_healthcheck_is_open() {
 /// (`security: [{}]`) are not listed.
 const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("get", "/config", "system_config"),
+    // The gateway's API keys (ours).
+    ("post", "/auth/keys", "add_user"),
+    ("get", "/auth/keys", "add_user"),
+    ("get", "/auth/keys/{id}", "add_user"),
+    ("delete", "/auth/keys/{id}", "add_user"),
     // §1.1
     ("get", "/blockchain/providers", "get_providers"),
     ("post", "/blockchain/providers", "create_provider"),

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -14,14 +15,16 @@ use super::error::{ConfigError, Origin};
 use super::parse::Raw;
 use super::vars::{self, *};
 use super::{
-    ChainConfig, Config, ConsumerConfig, IndexerConfig, ProviderConfig, StoreConfig, WalletConfig, WalletKey,
-    WebConfig, DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_BLOCK_RANGE, DEFAULT_CONFIRMATIONS,
-    DEFAULT_COOKIE_FILE_PATH, DEFAULT_DERIVATION_PATH, DEFAULT_LLM_TIMEOUT, DEFAULT_MAX_BACKOFF,
-    DEFAULT_MAX_PROMPT_BYTES, DEFAULT_MODELS_CONFIG_PATH, DEFAULT_MULTICALL3, DEFAULT_PNODE_TIMEOUT,
-    DEFAULT_POLLING_INTERVAL, DEFAULT_PROXY_ADDRESS, DEFAULT_PROXY_MAX_CONNECTIONS,
-    DEFAULT_RATING_CONFIG_PATH, DEFAULT_RPC_TIMEOUT, DEFAULT_SESSION_CONCURRENCY, DEFAULT_SESSION_QUEUE,
-    DEFAULT_STORAGE_PATH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TIMESTAMP_WINDOW, DEFAULT_TX_BUMP_INTERVAL,
-    DEFAULT_TX_FEE_BUMP_PERCENT, DEFAULT_TX_MAX_BUMPS, DEFAULT_TX_RECEIPT_TIMEOUT, DEFAULT_WEB_ADDRESS,
+    ChainConfig, Config, ConsumerConfig, GatewayConfig, IndexerConfig, ProviderConfig, StoreConfig,
+    WalletConfig, WalletKey, WebConfig, DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_BLOCK_RANGE,
+    DEFAULT_CONFIRMATIONS, DEFAULT_COOKIE_FILE_PATH, DEFAULT_DERIVATION_PATH, DEFAULT_GATEWAY_ADDRESS,
+    DEFAULT_GATEWAY_IDLE_TIMEOUT, DEFAULT_GATEWAY_RENEW_BEFORE, DEFAULT_GATEWAY_SESSION_DURATION,
+    DEFAULT_GATEWAY_SWEEP_INTERVAL, DEFAULT_LLM_TIMEOUT, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_PROMPT_BYTES,
+    DEFAULT_MODELS_CONFIG_PATH, DEFAULT_MULTICALL3, DEFAULT_PNODE_TIMEOUT, DEFAULT_POLLING_INTERVAL,
+    DEFAULT_PROXY_ADDRESS, DEFAULT_PROXY_MAX_CONNECTIONS, DEFAULT_RATING_CONFIG_PATH, DEFAULT_RPC_TIMEOUT,
+    DEFAULT_SESSION_CONCURRENCY, DEFAULT_SESSION_QUEUE, DEFAULT_STORAGE_PATH, DEFAULT_SWEEP_INTERVAL,
+    DEFAULT_TIMESTAMP_WINDOW, DEFAULT_TX_BUMP_INTERVAL, DEFAULT_TX_FEE_BUMP_PERCENT, DEFAULT_TX_MAX_BUMPS,
+    DEFAULT_TX_RECEIPT_TIMEOUT, DEFAULT_WEB_ADDRESS,
 };
 
 /// The values of every variable: a flag wins over the environment.
@@ -40,6 +43,19 @@ impl<'a> Sources<'a> {
         };
         let value = value.trim();
         (!value.is_empty()).then_some(Raw { var, value, origin })
+    }
+
+    /// Whether the variable is given with an empty value (or `off`): a listener turned off.
+    fn turned_off(&self, var: &'static str) -> bool {
+        let value = match self.flags.get(var) {
+            Some(flag) => flag.value.as_str(),
+            None => match self.env.get(var) {
+                Some(value) => value.as_str(),
+                None => return false,
+            },
+        };
+        let value = value.trim();
+        value.is_empty() || value.eq_ignore_ascii_case("off")
     }
 
     fn required(&self, var: &'static str) -> Result<Raw<'_>, ConfigError> {
@@ -137,6 +153,37 @@ impl Config {
             sweep_interval: duration(SESSION_SWEEP_INTERVAL, DEFAULT_SWEEP_INTERVAL)?,
         };
 
+        let gateway = GatewayConfig {
+            address: if src.turned_off(GATEWAY_ADDRESS) {
+                None
+            } else {
+                Some(src.get(GATEWAY_ADDRESS).map_or(Ok(DEFAULT_GATEWAY_ADDRESS), |v| v.socket_addr())?)
+            },
+            session_duration: src.get(GATEWAY_SESSION_DURATION).map_or(
+                Ok(DEFAULT_GATEWAY_SESSION_DURATION),
+                |v| {
+                    v.duration_at_least(
+                        Duration::from_secs(300),
+                        "a duration of at least 5m (the contract's shortest session)",
+                    )
+                },
+            )?,
+            renew_before: duration(GATEWAY_SESSION_RENEW_BEFORE, DEFAULT_GATEWAY_RENEW_BEFORE)?,
+            idle_timeout: duration(GATEWAY_SESSION_IDLE_TIMEOUT, DEFAULT_GATEWAY_IDLE_TIMEOUT)?,
+            direct_payment: src.get(GATEWAY_DIRECT_PAYMENT).map_or(Ok(false), |v| v.boolean())?,
+            sweep_interval: duration(GATEWAY_SWEEP_INTERVAL, DEFAULT_GATEWAY_SWEEP_INTERVAL)?,
+            cors_origins: src.get(GATEWAY_CORS_ORIGINS).map_or_else(
+                || vec!["*".to_owned()],
+                |v| v.value.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect(),
+            ),
+        };
+        if gateway.renew_before >= gateway.session_duration {
+            // The default (2 min) is always shorter than the shortest session: the variable is set.
+            if let Some(v) = src.get(GATEWAY_SESSION_RENEW_BEFORE) {
+                return Err(v.out_of_range("a duration shorter than GATEWAY_SESSION_DURATION"));
+            }
+        }
+
         let block = |var, default, min, expected| {
             src.get(var).map_or(Ok(default), |v| v.unsigned(min, u64::MAX, expected))
         };
@@ -171,6 +218,7 @@ impl Config {
             web,
             provider,
             consumer,
+            gateway,
         })
     }
 }

@@ -117,6 +117,17 @@ pub const DEFAULT_WEB_ADDRESS: std::net::SocketAddr =
 pub const DEFAULT_AUTH_CONFIG_FILE_PATH: &str = "./proxy.conf";
 /// Default of `COOKIE_FILE_PATH` (the reference's).
 pub const DEFAULT_COOKIE_FILE_PATH: &str = "./.cookie";
+/// Default of `GATEWAY_ADDRESS`.
+pub const DEFAULT_GATEWAY_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 8083));
+/// Default of `GATEWAY_SESSION_DURATION`.
+pub const DEFAULT_GATEWAY_SESSION_DURATION: Duration = Duration::from_secs(3600);
+/// Default of `GATEWAY_SESSION_RENEW_BEFORE`.
+pub const DEFAULT_GATEWAY_RENEW_BEFORE: Duration = Duration::from_secs(120);
+/// Default of `GATEWAY_SESSION_IDLE_TIMEOUT`.
+pub const DEFAULT_GATEWAY_IDLE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Default of `GATEWAY_SWEEP_INTERVAL`.
+pub const DEFAULT_GATEWAY_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 /// Default of `INDEXER_MAX_BACKOFF`.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// What the effective configuration shows in place of a secret.
@@ -142,6 +153,33 @@ pub struct Config {
     pub provider: ProviderConfig,
     /// The consumer role: rating, provider timeout, expiry sweeper.
     pub consumer: ConsumerConfig,
+    /// The OpenAI gateway: its listener and its session policy.
+    pub gateway: GatewayConfig,
+}
+
+/// The OpenAI gateway: `GATEWAY_ADDRESS`, `GATEWAY_SESSION_DURATION`, `GATEWAY_SESSION_RENEW_BEFORE`,
+/// `GATEWAY_SESSION_IDLE_TIMEOUT`, `GATEWAY_DIRECT_PAYMENT`, `GATEWAY_SWEEP_INTERVAL`,
+/// `GATEWAY_CORS_ORIGINS`.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `GATEWAY_ADDRESS`: where the gateway listens (default `127.0.0.1:8083`); `None` when the
+    /// variable is set empty (or to `off`): no gateway.
+    pub address: Option<std::net::SocketAddr>,
+    /// `GATEWAY_SESSION_DURATION`: how long the sessions the gateway opens last (default 1 h, at least
+    /// the contract's 5 min).
+    pub session_duration: Duration,
+    /// `GATEWAY_SESSION_RENEW_BEFORE`: a session with less time left is replaced by a new one before
+    /// it is used (default 2 min).
+    pub renew_before: Duration,
+    /// `GATEWAY_SESSION_IDLE_TIMEOUT`: a session unused for longer is closed and its stake returns
+    /// (default 15 min).
+    pub idle_timeout: Duration,
+    /// `GATEWAY_DIRECT_PAYMENT`: pay providers directly instead of staking (default false).
+    pub direct_payment: bool,
+    /// `GATEWAY_SWEEP_INTERVAL`: how often idle, expired and failed sessions are closed (default 15 s).
+    pub sweep_interval: Duration,
+    /// `GATEWAY_CORS_ORIGINS`: origins allowed to call the gateway from a browser (default `*`, any).
+    pub cors_origins: Vec<String>,
 }
 
 /// The provider role: `PROXY_ADDRESS`, `MODELS_CONFIG_*`, `LLM_TIMEOUT`, `PROXY_MAX_PROMPT_BYTES`,
@@ -370,6 +408,13 @@ impl Config {
             ),
             (vars::CNODE_PNODE_TIMEOUT, format_duration(self.consumer.pnode_timeout)),
             (vars::SESSION_SWEEP_INTERVAL, format_duration(self.consumer.sweep_interval)),
+            (vars::GATEWAY_ADDRESS, self.gateway.address.map_or_else(|| "off".to_owned(), |a| a.to_string())),
+            (vars::GATEWAY_SESSION_DURATION, format_duration(self.gateway.session_duration)),
+            (vars::GATEWAY_SESSION_RENEW_BEFORE, format_duration(self.gateway.renew_before)),
+            (vars::GATEWAY_SESSION_IDLE_TIMEOUT, format_duration(self.gateway.idle_timeout)),
+            (vars::GATEWAY_DIRECT_PAYMENT, self.gateway.direct_payment.to_string()),
+            (vars::GATEWAY_SWEEP_INTERVAL, format_duration(self.gateway.sweep_interval)),
+            (vars::GATEWAY_CORS_ORIGINS, self.gateway.cors_origins.join(",")),
             (vars::INDEXER_START_BLOCK, self.indexer.start_block.to_string()),
             (vars::INDEXER_CONFIRMATIONS, self.indexer.confirmations.to_string()),
             (vars::INDEXER_BLOCK_RANGE, self.indexer.block_range.to_string()),

@@ -80,6 +80,20 @@ impl Raw<'_> {
         Ok(d)
     }
 
+    /// A duration of at least `min` (see [`parse_duration`]); `expected` says so in the error.
+    pub fn duration_at_least(&self, min: Duration, expected: &'static str) -> Result<Duration, ConfigError> {
+        let d = self.nonzero_duration()?;
+        if d < min {
+            return Err(self.out_of_range(expected));
+        }
+        Ok(d)
+    }
+
+    /// The error of a value outside what the variable accepts (`expected` says what it does).
+    pub fn out_of_range(&self, expected: &'static str) -> ConfigError {
+        self.invalid(Problem::OutOfRange { value: self.owned(), expected })
+    }
+
     /// Comma-separated addresses, each checked as [`Raw::contract_address`]; blanks are skipped.
     pub fn address_list(&self) -> Result<Vec<Address>, ConfigError> {
         self.value

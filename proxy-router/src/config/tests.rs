@@ -194,6 +194,13 @@ fn flags_override_the_environment_and_are_named_in_errors() {
         TOKEN,
         "--cnode-pnode-timeout=15s",
         "--session-sweep-interval=10s",
+        "--gateway-address=0.0.0.0:9083",
+        "--gateway-session-duration=10m",
+        "--gateway-session-renew-before=1m",
+        "--gateway-session-idle-timeout=5m",
+        "--gateway-direct-payment",
+        "--gateway-sweep-interval=5s",
+        "--gateway-cors-origins=https://a.example, https://b.example",
         "--indexer-start-block=100",
         "--indexer-confirmations=0",
         "--indexer-block-range=500",
@@ -212,7 +219,10 @@ fn flags_override_the_environment_and_are_named_in_errors() {
          MODELS_CONFIG_CONTENT={{}}\nLLM_TIMEOUT=30s\nPROXY_MAX_PROMPT_BYTES=2048\nPROXY_TIMESTAMP_WINDOW=1m\n\
          PROXY_MAX_CONNECTIONS=64\nPROXY_SESSION_CONCURRENCY=4\nPROXY_SESSION_QUEUE=0\n\
          RATING_CONFIG_PATH=/etc/router/rating.json\nPROVIDER_ALLOW_LIST={token}\nCNODE_PNODE_TIMEOUT=15s\n\
-         SESSION_SWEEP_INTERVAL=10s\nINDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
+         SESSION_SWEEP_INTERVAL=10s\nGATEWAY_ADDRESS=0.0.0.0:9083\nGATEWAY_SESSION_DURATION=10m\n\
+         GATEWAY_SESSION_RENEW_BEFORE=1m\nGATEWAY_SESSION_IDLE_TIMEOUT=5m\nGATEWAY_DIRECT_PAYMENT=true\n\
+         GATEWAY_SWEEP_INTERVAL=5s\nGATEWAY_CORS_ORIGINS=https://a.example,https://b.example\n\
+         INDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
          INDEXER_BLOCK_RANGE=500\nINDEXER_MAX_BACKOFF=1m\n",
         token = Address::from_str(TOKEN).unwrap()
     );
@@ -513,4 +523,18 @@ fn errors_come_in_table_order() {
     assert_eq!(err.var(), Some("ETH_NODE_CHAIN_ID"));
     let err = load(&[("INDEXER_BLOCK_RANGE", "0"), ("WALLET_PRIVATE_KEY", "x")]).unwrap_err();
     assert_eq!(err.var(), Some("WALLET_PRIVATE_KEY"));
+}
+
+#[test]
+fn the_gateway_listens_by_default_turns_off_when_empty_and_checks_its_session_policy() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.gateway.address, Some(crate::config::DEFAULT_GATEWAY_ADDRESS));
+    assert_eq!(c.gateway.cors_origins, ["*"]);
+    assert_eq!(load(&[("GATEWAY_ADDRESS", "")]).unwrap().gateway.address, None);
+    assert_eq!(load(&[("GATEWAY_ADDRESS", "off")]).unwrap().gateway.address, None);
+    assert!(load_err(&[("GATEWAY_ADDRESS", "localhost:1")]).starts_with("GATEWAY_ADDRESS: "));
+    assert!(load_err(&[("GATEWAY_SESSION_DURATION", "4m")]).starts_with("GATEWAY_SESSION_DURATION: "));
+    assert!(load_err(&[("GATEWAY_SESSION_RENEW_BEFORE", "1h")]).starts_with("GATEWAY_SESSION_RENEW_BEFORE: "));
+    let c = load(&[("GATEWAY_SESSION_DURATION", "300s"), ("GATEWAY_SESSION_RENEW_BEFORE", "299s")]).unwrap();
+    assert_eq!(c.gateway.renew_before, Duration::from_secs(299));
 }

@@ -93,6 +93,20 @@ pub const PROVIDER_ALLOW_LIST: &str = "PROVIDER_ALLOW_LIST";
 pub const CNODE_PNODE_TIMEOUT: &str = "CNODE_PNODE_TIMEOUT";
 /// `SESSION_SWEEP_INTERVAL`.
 pub const SESSION_SWEEP_INTERVAL: &str = "SESSION_SWEEP_INTERVAL";
+/// `GATEWAY_ADDRESS`.
+pub const GATEWAY_ADDRESS: &str = "GATEWAY_ADDRESS";
+/// `GATEWAY_SESSION_DURATION`.
+pub const GATEWAY_SESSION_DURATION: &str = "GATEWAY_SESSION_DURATION";
+/// `GATEWAY_SESSION_RENEW_BEFORE`.
+pub const GATEWAY_SESSION_RENEW_BEFORE: &str = "GATEWAY_SESSION_RENEW_BEFORE";
+/// `GATEWAY_SESSION_IDLE_TIMEOUT`.
+pub const GATEWAY_SESSION_IDLE_TIMEOUT: &str = "GATEWAY_SESSION_IDLE_TIMEOUT";
+/// `GATEWAY_DIRECT_PAYMENT`.
+pub const GATEWAY_DIRECT_PAYMENT: &str = "GATEWAY_DIRECT_PAYMENT";
+/// `GATEWAY_SWEEP_INTERVAL`.
+pub const GATEWAY_SWEEP_INTERVAL: &str = "GATEWAY_SWEEP_INTERVAL";
+/// `GATEWAY_CORS_ORIGINS`.
+pub const GATEWAY_CORS_ORIGINS: &str = "GATEWAY_CORS_ORIGINS";
 /// `INDEXER_START_BLOCK`.
 pub const INDEXER_START_BLOCK: &str = "INDEXER_START_BLOCK";
 /// `INDEXER_CONFIRMATIONS`.
@@ -288,6 +302,47 @@ pub const VARIABLES: &[VarSpec] = &[
         "session-sweep-interval",
         "1m",
         "Consumer: how often expired sessions of this wallet are closed.",
+    ),
+    var(
+        GATEWAY_ADDRESS,
+        "gateway-address",
+        "127.0.0.1:8083",
+        "OpenAI gateway: where it listens (API keys only, no admin routes); empty or `off` turns it off.",
+    ),
+    var(
+        GATEWAY_SESSION_DURATION,
+        "gateway-session-duration",
+        "1h",
+        "OpenAI gateway: how long the sessions it opens last (at least 5m, the contract's minimum).",
+    ),
+    var(
+        GATEWAY_SESSION_RENEW_BEFORE,
+        "gateway-session-renew-before",
+        "2m",
+        "OpenAI gateway: a session with less time left is replaced by a new one before it is used.",
+    ),
+    var(
+        GATEWAY_SESSION_IDLE_TIMEOUT,
+        "gateway-session-idle-timeout",
+        "15m",
+        "OpenAI gateway: a session unused this long is closed, so its stake comes back.",
+    ),
+    boolean(
+        GATEWAY_DIRECT_PAYMENT,
+        "gateway-direct-payment",
+        "OpenAI gateway: pay providers directly instead of staking.",
+    ),
+    var(
+        GATEWAY_SWEEP_INTERVAL,
+        "gateway-sweep-interval",
+        "15s",
+        "OpenAI gateway: how often idle, expired and failed sessions are closed.",
+    ),
+    var(
+        GATEWAY_CORS_ORIGINS,
+        "gateway-cors-origins",
+        "*",
+        "OpenAI gateway: comma-separated origins browsers may call it from (`*`: any).",
     ),
     var(
         INDEXER_START_BLOCK,

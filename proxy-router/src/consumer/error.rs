@@ -157,6 +157,15 @@ pub enum ConsumerError {
         available: alloy::primitives::U256,
     },
 
+    /// Every bid would need a stake (or payment) above the caller's limit (the gateway's key budget).
+    #[error("the session needs {needed} wei of MOR, above the limit of {limit} wei")]
+    StakeAboveLimit {
+        /// The smallest stake a bid needed.
+        needed: alloy::primitives::U256,
+        /// The limit.
+        limit: alloy::primitives::U256,
+    },
+
     /// The provider of a bid is not registered (or deregistered).
     #[error("provider {0} is not registered")]
     ProviderNotFound(Address),

@@ -13,6 +13,7 @@
 //!   had), the expiry sweeper, and the recovery of this wallet's open sessions at start.
 //! - [`rating`] and [`rating_config`]: the reference's bid scorer and its `rating-config.json`.
 //! - [`reads`]: the few chain reads the local index cannot answer.
+//! - [`share`]: what of a closed session's MOR stays with the contract (on hold, or paid).
 //!
 //! [`Consumer`] is the role's handle, cheap to clone, shared by the API and the node's sweeper task.
 //! The session's truth (open, closed, end) comes from the chain index kept by the indexer; the
@@ -29,6 +30,7 @@ pub mod rating;
 pub mod rating_config;
 pub mod reads;
 pub mod relay;
+pub mod share;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -43,6 +45,7 @@ pub use close::Closed;
 pub use error::{ConsumerError, ProviderFailure};
 pub use open::{OpenRequest, Opened};
 pub use relay::{Answer, Prompt, PromptKind, RelayEvent};
+pub use share::UserShare;
 
 use crate::chain::{Rpc, Signer, WalletSlot};
 use crate::config::Config;
@@ -117,6 +120,11 @@ impl Consumer {
         &self.inner.settings.rating
     }
 
+    /// The wallet's address, when a wallet is set.
+    pub fn wallet_address(&self) -> Option<Address> {
+        self.inner.wallet.get().map(|s| s.address())
+    }
+
     /// The MOR-RPC client.
     pub fn client(&self) -> &ProviderClient {
         &self.inner.client
@@ -141,6 +149,6 @@ impl Consumer {
 }
 
 /// The local clock, unix seconds.
-pub(crate) fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -39,6 +39,9 @@ pub struct OpenRequest {
     pub direct_payment: bool,
     /// Replace a failing provider by the next-best bid.
     pub failover: bool,
+    /// The most MOR the stake (or payment) may be: bids that would need more are skipped (the
+    /// gateway's per-key budget). `None`: no limit.
+    pub max_stake: Option<U256>,
 }
 
 /// An opened session.
@@ -108,6 +111,9 @@ impl Consumer {
         let (supply, budget) = self.chain().supply_and_budget(head).await?;
         let amount =
             stake_for(bid.price_per_second, request.duration, request.direct_payment, supply, budget)?;
+        if let Some(limit) = request.max_stake.filter(|limit| amount > *limit) {
+            return Err(ConsumerError::StakeAboveLimit { needed: amount, limit });
+        }
         self.ensure_balance(&signer, amount).await?;
         let handshake = self.handshake(&signer, &bid, &endpoint, amount).await?;
         self.commit(&signer, &bid, &endpoint, handshake, amount, request, Vec::new()).await
@@ -145,6 +151,7 @@ impl Consumer {
         }
         let (supply, budget) = self.chain().supply_and_budget(head).await?;
         let mut failures = Vec::new();
+        let mut cheapest_above_limit: Option<U256> = None;
         for bid in candidates {
             let fail = |reason: String| ProviderFailure { provider: bid.provider, bid_id: bid.id, reason };
             let endpoint = match self.endpoint(bid.provider, head.block_id()).await {
@@ -157,6 +164,11 @@ impl Consumer {
             };
             let amount =
                 stake_for(bid.price_per_second, request.duration, request.direct_payment, supply, budget)?;
+            if let Some(limit) = request.max_stake.filter(|limit| amount > *limit) {
+                cheapest_above_limit = Some(cheapest_above_limit.map_or(amount, |c| c.min(amount)));
+                failures.push(fail(format!("its stake of {amount} wei is above the limit of {limit} wei")));
+                continue;
+            }
             self.ensure_balance(&signer, amount).await?;
             match self.handshake(&signer, &bid, &endpoint, amount).await {
                 Ok(handshake) => {
@@ -169,7 +181,13 @@ impl Consumer {
                 Err(e) => return Err(e),
             }
         }
-        Err(ConsumerError::NoProviderAccepted { failures })
+        match (cheapest_above_limit, request.max_stake) {
+            // Every candidate was above the limit: the limit, not the providers, is the reason.
+            (Some(needed), Some(limit)) if failures.iter().all(|f| f.reason.contains("above the limit")) => {
+                Err(ConsumerError::StakeAboveLimit { needed, limit })
+            }
+            _ => Err(ConsumerError::NoProviderAccepted { failures }),
+        }
     }
 
     /// `POST /blockchain/sessions`: opens a session with an approval obtained before (e.g. through

@@ -124,6 +124,16 @@ impl ChainReads {
         Ok((b.createdAt != 0).then(|| convert::bid(id, b)))
     }
 
+    /// `stipendToStake(stipend, timestamp)`: the stake whose stipend on the day of `timestamp` is
+    /// `stipend` (what an early close keeps on hold).
+    pub async fn stipend_to_stake(&self, stipend: U256, timestamp: u64) -> Result<U256, ConsumerError> {
+        Ok(SessionRouter::new(self.diamond, self.rpc.provider())
+            .stipendToStake(stipend, u128::from(timestamp))
+            .call()
+            .await
+            .map_err(|e| ChainError::from_contract("stipendToStake", e))?)
+    }
+
     /// The provider, `None` if it never registered.
     pub async fn provider(
         &self,

@@ -298,8 +298,12 @@ impl Consumer {
                 ),
             });
         }
-        let request =
-            OpenRequest { duration: remaining, direct_payment: failed.direct_payment, failover: true };
+        let request = OpenRequest {
+            duration: remaining,
+            direct_payment: failed.direct_payment,
+            failover: true,
+            max_stake: None,
+        };
         let opened = self.open_by_model_omitting(failed.model_id, request, &[failed.provider]).await?;
         self.store().consumer_sessions().set_replaced_by(failed.session_id, opened.session_id).await?;
         tracing::info!(old = %failed.session_id, new = %opened.session_id, provider = %opened.provider, "failed over");

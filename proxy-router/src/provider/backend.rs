@@ -474,6 +474,11 @@ impl TokenMeter {
         }
     }
 
+    /// Whether an answer chunk carried the backend's `usage.completion_tokens`.
+    pub fn has_usage(&self) -> bool {
+        self.usage_completion.is_some()
+    }
+
     /// Prompt tokens: the backend's `usage.prompt_tokens`, else the word estimate.
     pub fn input_tokens(&self) -> u64 {
         self.usage_prompt.unwrap_or(self.prompt_estimate)

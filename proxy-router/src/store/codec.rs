@@ -72,6 +72,10 @@ impl<'r> Cols<'r> {
         self.raw::<i64>(column)
     }
 
+    pub(crate) fn opt_i64(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        self.raw::<Option<i64>>(column)
+    }
+
     pub(crate) fn u64(&self, column: &'static str) -> Result<u64, StoreError> {
         let v = self.i64(column)?;
         u64::try_from(v).map_err(|_| self.corrupt(column, format!("negative value {v}")))

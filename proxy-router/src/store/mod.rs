@@ -27,7 +27,8 @@
 //! ([`Page`] → [`Paged`], with the total, like the contracts' getters). The provider role's own state
 //! (consumers' handshake keys, per-session prompt statistics) is [`Store::provider_sessions`], the
 //! consumer role's (its sessions' provider endpoint and key, failover, statistics) is
-//! [`Store::consumer_sessions`]; the indexer never touches either.
+//! [`Store::consumer_sessions`]; the OpenAI gateway's API keys and the sessions it keeps for them are
+//! [`Store::api_keys`] and [`Store::gateway_sessions`]; the indexer never touches any of these.
 //!
 //! # Atomic writes of the indexer
 //!
@@ -96,11 +97,13 @@
 //! `QueryBuilder`, and the migration files themselves (BLOB would be BYTEA, amounts NUMERIC(78,0),
 //! in a `migrations/postgres` directory of their own).
 
+mod api_keys;
 mod bids;
 mod cache;
 mod codec;
 mod consumer_sessions;
 mod error;
+mod gateway_sessions;
 mod indexer;
 mod models;
 mod provider_sessions;
@@ -122,9 +125,11 @@ use sqlx::sqlite::{
 };
 use sqlx::ConnectOptions;
 
+pub use api_keys::{ApiKey, ApiKeysRepo, KeyUsage, UsageDelta};
 pub use bids::BidsRepo;
 pub use consumer_sessions::{AnsweredPrompt, ConsumerSession, ConsumerSessionsRepo, SessionStats};
 pub use error::StoreError;
+pub use gateway_sessions::{GatewaySession, GatewaySessionState, GatewaySessionsRepo};
 pub use indexer::{IndexerRepo, PruneReport};
 pub use models::ModelsRepo;
 pub use provider_sessions::{
@@ -273,6 +278,16 @@ impl Store {
     /// (not part of the chain index).
     pub fn provider_sessions(&self) -> ProviderSessionsRepo<'_> {
         ProviderSessionsRepo { pool: &self.pool, prompt_writes: &self.prompt_writes, caches: &self.caches }
+    }
+
+    /// The OpenAI gateway's API keys and their usage.
+    pub fn api_keys(&self) -> ApiKeysRepo<'_> {
+        ApiKeysRepo { pool: &self.pool }
+    }
+
+    /// The sessions the OpenAI gateway opened for its keys.
+    pub fn gateway_sessions(&self) -> GatewaySessionsRepo<'_> {
+        GatewaySessionsRepo { pool: &self.pool }
     }
 
     /// The indexer's cursor, block hashes, event log, journal and source.

@@ -183,8 +183,10 @@ async fn open_creates_directory_file_wal_and_schema() {
     assert_eq!(
         tables,
         [
+            "api_keys",
             "bids",
             "consumer_sessions",
+            "gateway_sessions",
             "index_blocks",
             "index_cursor",
             "index_events",
