@@ -210,6 +210,9 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
                 .await
                 .map_err(|source| NodeError::GatewayHttp { address, source })?;
             let bound = listener.local_addr().map_err(|source| NodeError::GatewayHttp { address, source })?;
+            // Printed before the HTTP API's line, which scripts wait for.
+            tracing::info!(%bound, "OpenAI gateway listening on http://{bound}/v1");
+            println!("proxy-router: OpenAI gateway listening on http://{bound}");
             Some((gateway, listener, bound))
         }
         None => {
@@ -239,8 +242,6 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     let gateway_cancel = cancel.clone();
     let gateway_task = tokio::spawn(async move {
         let Some((gateway, listener, bound)) = gateway else { return Ok(()) };
-        tracing::info!(%bound, "OpenAI gateway listening on http://{bound}/v1");
-        println!("proxy-router: OpenAI gateway listening on http://{bound}");
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });

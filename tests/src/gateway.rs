@@ -119,3 +119,26 @@ impl Market {
         Ok(answer.json()?["sessions"].as_array().cloned().unwrap_or_default())
     }
 }
+
+impl Market {
+    /// `DELETE path` on the consumer with the admin's credentials.
+    pub fn delete(&self, path: &str) -> anyhow::Result<crate::router::CurlAnswer> {
+        crate::router::curl(&["-u", crate::market::ADMIN, "-X", "DELETE", &self.consumer()?.url(path)])
+    }
+}
+
+/// Polls the async `check` every 100 ms until it answers `Some` (up to 60 s).
+pub async fn eventually<T, F, Fut>(mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "timed out after 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

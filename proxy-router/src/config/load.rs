@@ -170,6 +170,7 @@ impl Config {
             )?,
             renew_before: duration(GATEWAY_SESSION_RENEW_BEFORE, DEFAULT_GATEWAY_RENEW_BEFORE)?,
             idle_timeout: duration(GATEWAY_SESSION_IDLE_TIMEOUT, DEFAULT_GATEWAY_IDLE_TIMEOUT)?,
+            session_concurrency: count(GATEWAY_SESSION_CONCURRENCY, 1, 1)?,
             direct_payment: src.get(GATEWAY_DIRECT_PAYMENT).map_or(Ok(false), |v| v.boolean())?,
             sweep_interval: duration(GATEWAY_SWEEP_INTERVAL, DEFAULT_GATEWAY_SWEEP_INTERVAL)?,
             cors_origins: src.get(GATEWAY_CORS_ORIGINS).map_or_else(

@@ -158,7 +158,7 @@ pub struct Config {
 }
 
 /// The OpenAI gateway: `GATEWAY_ADDRESS`, `GATEWAY_SESSION_DURATION`, `GATEWAY_SESSION_RENEW_BEFORE`,
-/// `GATEWAY_SESSION_IDLE_TIMEOUT`, `GATEWAY_DIRECT_PAYMENT`, `GATEWAY_SWEEP_INTERVAL`,
+/// `GATEWAY_SESSION_IDLE_TIMEOUT`, `GATEWAY_SESSION_CONCURRENCY`, `GATEWAY_DIRECT_PAYMENT`, `GATEWAY_SWEEP_INTERVAL`,
 /// `GATEWAY_CORS_ORIGINS`.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -174,6 +174,9 @@ pub struct GatewayConfig {
     /// `GATEWAY_SESSION_IDLE_TIMEOUT`: a session unused for longer is closed and its stake returns
     /// (default 15 min).
     pub idle_timeout: Duration,
+    /// `GATEWAY_SESSION_CONCURRENCY`: prompts sent on one session at once (default 1, as providers
+    /// serve one prompt of a session at a time by default).
+    pub session_concurrency: usize,
     /// `GATEWAY_DIRECT_PAYMENT`: pay providers directly instead of staking (default false).
     pub direct_payment: bool,
     /// `GATEWAY_SWEEP_INTERVAL`: how often idle, expired and failed sessions are closed (default 15 s).
@@ -412,6 +415,7 @@ impl Config {
             (vars::GATEWAY_SESSION_DURATION, format_duration(self.gateway.session_duration)),
             (vars::GATEWAY_SESSION_RENEW_BEFORE, format_duration(self.gateway.renew_before)),
             (vars::GATEWAY_SESSION_IDLE_TIMEOUT, format_duration(self.gateway.idle_timeout)),
+            (vars::GATEWAY_SESSION_CONCURRENCY, self.gateway.session_concurrency.to_string()),
             (vars::GATEWAY_DIRECT_PAYMENT, self.gateway.direct_payment.to_string()),
             (vars::GATEWAY_SWEEP_INTERVAL, format_duration(self.gateway.sweep_interval)),
             (vars::GATEWAY_CORS_ORIGINS, self.gateway.cors_origins.join(",")),

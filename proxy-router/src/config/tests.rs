@@ -198,6 +198,7 @@ fn flags_override_the_environment_and_are_named_in_errors() {
         "--gateway-session-duration=10m",
         "--gateway-session-renew-before=1m",
         "--gateway-session-idle-timeout=5m",
+        "--gateway-session-concurrency=4",
         "--gateway-direct-payment",
         "--gateway-sweep-interval=5s",
         "--gateway-cors-origins=https://a.example, https://b.example",
@@ -220,7 +221,7 @@ fn flags_override_the_environment_and_are_named_in_errors() {
          PROXY_MAX_CONNECTIONS=64\nPROXY_SESSION_CONCURRENCY=4\nPROXY_SESSION_QUEUE=0\n\
          RATING_CONFIG_PATH=/etc/router/rating.json\nPROVIDER_ALLOW_LIST={token}\nCNODE_PNODE_TIMEOUT=15s\n\
          SESSION_SWEEP_INTERVAL=10s\nGATEWAY_ADDRESS=0.0.0.0:9083\nGATEWAY_SESSION_DURATION=10m\n\
-         GATEWAY_SESSION_RENEW_BEFORE=1m\nGATEWAY_SESSION_IDLE_TIMEOUT=5m\nGATEWAY_DIRECT_PAYMENT=true\n\
+         GATEWAY_SESSION_RENEW_BEFORE=1m\nGATEWAY_SESSION_IDLE_TIMEOUT=5m\nGATEWAY_SESSION_CONCURRENCY=4\nGATEWAY_DIRECT_PAYMENT=true\n\
          GATEWAY_SWEEP_INTERVAL=5s\nGATEWAY_CORS_ORIGINS=https://a.example,https://b.example\n\
          INDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
          INDEXER_BLOCK_RANGE=500\nINDEXER_MAX_BACKOFF=1m\n",

@@ -101,6 +101,8 @@ pub const GATEWAY_SESSION_DURATION: &str = "GATEWAY_SESSION_DURATION";
 pub const GATEWAY_SESSION_RENEW_BEFORE: &str = "GATEWAY_SESSION_RENEW_BEFORE";
 /// `GATEWAY_SESSION_IDLE_TIMEOUT`.
 pub const GATEWAY_SESSION_IDLE_TIMEOUT: &str = "GATEWAY_SESSION_IDLE_TIMEOUT";
+/// `GATEWAY_SESSION_CONCURRENCY`.
+pub const GATEWAY_SESSION_CONCURRENCY: &str = "GATEWAY_SESSION_CONCURRENCY";
 /// `GATEWAY_DIRECT_PAYMENT`.
 pub const GATEWAY_DIRECT_PAYMENT: &str = "GATEWAY_DIRECT_PAYMENT";
 /// `GATEWAY_SWEEP_INTERVAL`.
@@ -326,6 +328,12 @@ pub const VARIABLES: &[VarSpec] = &[
         "gateway-session-idle-timeout",
         "15m",
         "OpenAI gateway: a session unused this long is closed, so its stake comes back.",
+    ),
+    var(
+        GATEWAY_SESSION_CONCURRENCY,
+        "gateway-session-concurrency",
+        "1",
+        "OpenAI gateway: prompts sent on one session at once; more wait their turn (providers serve one by default).",
     ),
     boolean(
         GATEWAY_DIRECT_PAYMENT,

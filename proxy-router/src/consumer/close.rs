@@ -35,9 +35,28 @@ use super::client::VerifiedReport;
 use super::error::ConsumerError;
 use super::reads::Head;
 use super::Consumer;
+use crate::chain::bindings::MorpheusToken;
 use crate::chain::ChainError;
 use crate::protocol::{ReportTokens, SessionReport};
 use crate::store::{self, SessionFilter};
+
+/// The MOR `token` moved from `diamond` to `user` by the transaction of `receipt`.
+fn refund_in(
+    receipt: &alloy::rpc::types::TransactionReceipt,
+    token: alloy::primitives::Address,
+    diamond: alloy::primitives::Address,
+    user: alloy::primitives::Address,
+) -> U256 {
+    use alloy::sol_types::SolEvent as _;
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .filter(|log| log.address() == token)
+        .filter_map(|log| MorpheusToken::Transfer::decode_log_data(log.data()).ok())
+        .filter(|t| t.from == diamond && t.to == user)
+        .fold(U256::ZERO, |sum, t| sum.saturating_add(t.value))
+}
 
 /// The contract's validity of a signed report (`SIGNATURE_TTL`), seconds.
 pub const REPORT_TTL: u64 = 600;
@@ -59,6 +78,9 @@ pub struct Closed {
     pub closeout_type: u8,
     /// Why the provider's report was not used, when it was not.
     pub provider_error: Option<String>,
+    /// MOR wei the close returned to the user (its `Transfer`s from the diamond to the user in the
+    /// `closeSession` receipt): the stake minus what is kept on hold or paid.
+    pub refund: U256,
 }
 
 /// What a recovery found.
@@ -125,7 +147,15 @@ impl Consumer {
             .mark_closed(session.id, head.timestamp, Some(receipt.transaction_hash), Some(closeout_type))
             .await?;
         tracing::info!(session = %session.id, tx = %receipt.transaction_hash, closeout_type, "session closed");
-        Ok(Closed { session_id: session.id, tx: receipt.transaction_hash, closeout_type, provider_error })
+        let refund =
+            refund_in(&receipt, self.inner.settings.mor_token, self.inner.settings.diamond, session.user);
+        Ok(Closed {
+            session_id: session.id,
+            tx: receipt.transaction_hash,
+            closeout_type,
+            provider_error,
+            refund,
+        })
     }
 
     /// The provider's report, verified and fresh enough for the contract.

@@ -226,6 +226,14 @@ impl ConsumerError {
         )
     }
 
+    /// Whether the provider refused for lack of capacity right now (its connection or per-session
+    /// limits: "provider busy", "too many prompts in flight; retry later"): the same provider may
+    /// serve the request a moment later.
+    pub fn is_provider_busy(&self) -> bool {
+        matches!(self, Self::Refused { message, .. }
+            if message.contains("busy") || message.contains("too many") || message.contains("retry later"))
+    }
+
     pub(crate) fn invalid(endpoint: &str, reason: impl std::fmt::Display) -> Self {
         Self::InvalidAnswer { endpoint: endpoint.to_owned(), reason: reason.to_string() }
     }

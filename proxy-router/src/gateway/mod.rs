@@ -51,6 +51,8 @@ pub struct GatewaySettings {
     pub renew_before: Duration,
     /// `GATEWAY_SESSION_IDLE_TIMEOUT`.
     pub idle_timeout: Duration,
+    /// `GATEWAY_SESSION_CONCURRENCY`.
+    pub session_concurrency: usize,
     /// `GATEWAY_DIRECT_PAYMENT`.
     pub direct_payment: bool,
     /// `GATEWAY_SWEEP_INTERVAL`.
@@ -66,6 +68,7 @@ impl GatewaySettings {
             session_duration: config.session_duration,
             renew_before: config.renew_before,
             idle_timeout: config.idle_timeout,
+            session_concurrency: config.session_concurrency,
             direct_payment: config.direct_payment,
             sweep_interval: config.sweep_interval,
             cors_origins: config.cors_origins.clone(),
@@ -172,7 +175,7 @@ impl Gateway {
         settings: GatewaySettings,
     ) -> Result<Self, GatewayError> {
         let keys = KeyRing::load(&store).await?;
-        let sessions = sessions::Sessions::load(&store, &keys).await?;
+        let sessions = sessions::Sessions::load(&store, &keys, settings.session_concurrency).await?;
         let catalog = Catalog::new(store.clone(), indexer);
         let usage = usage::UsageQueue::new();
         tracing::info!(keys = keys.len(), sessions = sessions.live_count(), "gateway state loaded");

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, U256};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::{KeyRing, KeyState};
@@ -46,6 +46,12 @@ use crate::store::{GatewaySession, GatewaySessionState, Store};
 
 /// Sessions one request may try before it gives up.
 pub const MAX_ATTEMPTS: usize = 3;
+
+/// How often one request retries a provider that is busy (out of capacity for now) on the same
+/// session before it counts as failed; the waits double from [`BUSY_BACKOFF`].
+pub const BUSY_RETRIES: u32 = 6;
+/// The first wait after a busy provider.
+pub const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How long a provider that failed is skipped when new sessions are opened.
 pub const FAILED_PROVIDER_COOLDOWN: Duration = Duration::from_secs(60);
@@ -67,11 +73,14 @@ pub struct Live {
     pub ends_at: u64,
     in_flight: AtomicUsize,
     last_used: AtomicU64,
+    /// `GATEWAY_SESSION_CONCURRENCY` turns: prompts sent on the session at once.
+    turns: Arc<Semaphore>,
 }
 
 impl Live {
-    fn of(row: &GatewaySession) -> Self {
+    fn of(row: &GatewaySession, concurrency: usize) -> Self {
         Self {
+            turns: Arc::new(Semaphore::new(concurrency.max(1))),
             session_id: row.session_id,
             key_id: row.key_id.clone(),
             model_id: row.model_id,
@@ -93,12 +102,21 @@ impl Live {
 #[derive(Debug)]
 pub struct InUse {
     live: Arc<Live>,
+    turn: Option<OwnedSemaphorePermit>,
 }
 
 impl InUse {
     fn new(live: Arc<Live>) -> Self {
         live.in_flight.fetch_add(1, Ordering::AcqRel);
-        Self { live }
+        Self { live, turn: None }
+    }
+
+    /// Waits for one of the session's turns (held until this use ends).
+    async fn take_turn(&mut self) {
+        if self.turn.is_none() {
+            // The semaphore is never closed.
+            self.turn = Arc::clone(&self.live.turns).acquire_owned().await.ok();
+        }
     }
 
     /// The session.
@@ -126,10 +144,14 @@ impl Sessions {
     /// The unclosed sessions of the store, each open one made its key's current session for its
     /// model (of two for one pair, left by a crash in a renewal, the later-ending one; the other is
     /// marked `closing`).
-    pub(crate) async fn load(store: &Store, keys: &KeyRing) -> Result<Self, GatewayError> {
+    pub(crate) async fn load(
+        store: &Store,
+        keys: &KeyRing,
+        concurrency: usize,
+    ) -> Result<Self, GatewayError> {
         let sessions = Self::default();
         for row in store.gateway_sessions().unclosed().await? {
-            let live = Arc::new(Live::of(&row));
+            let live = Arc::new(Live::of(&row, concurrency));
             sessions
                 .live
                 .lock()
@@ -185,7 +207,7 @@ impl Gateway {
         let mut tried: Vec<Address> = Vec::new();
         let mut failures: Vec<ProviderFailure> = Vec::new();
         for _ in 0..MAX_ATTEMPTS {
-            let in_use = match self.session_for(key, model, &tried).await {
+            let mut in_use = match self.session_for(key, model, &tried).await {
                 Ok(in_use) => in_use,
                 Err(GatewayError::NoProvider { failures: more, reason }) => {
                     failures.extend(more);
@@ -194,7 +216,21 @@ impl Gateway {
                 Err(e) => return Err(e),
             };
             let live = Arc::clone(&in_use.live);
-            match self.consumer().prompt(live.session_id, prompt).await {
+            in_use.take_turn().await;
+            let mut sent = self.consumer().prompt(live.session_id, prompt).await;
+            let mut backoff = BUSY_BACKOFF;
+            for _ in 0..BUSY_RETRIES {
+                match &sent {
+                    Err(e) if e.is_provider_busy() => {
+                        tracing::debug!(session = %live.session_id, error = %e, "provider busy: retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                        sent = self.consumer().prompt(live.session_id, prompt).await;
+                    }
+                    _ => break,
+                }
+            }
+            match sent {
                 Ok(answer) => return Ok((answer, in_use)),
                 Err(e) if e.is_provider_failure() => {
                     tracing::warn!(session = %live.session_id, provider = %live.provider, error = %e, "provider failed before the first byte: trying the next bid");
@@ -255,7 +291,7 @@ impl Gateway {
         if key.is_revoked() {
             return Err(GatewayError::InvalidKey(format!("the API key {} was revoked", key.id())));
         }
-        let live = Arc::new(self.open(key, model, tried).await?);
+        let live = self.open(key, model, tried).await?;
         let in_use = InUse::new(Arc::clone(&live));
         current_of(key).insert(model.id, Arc::clone(&live));
         if let Some(previous) = previous {
@@ -270,7 +306,7 @@ impl Gateway {
         key: &KeyState,
         model: &CatalogModel,
         tried: &[Address],
-    ) -> Result<Live, GatewayError> {
+    ) -> Result<Arc<Live>, GatewayError> {
         let max_stake = match key.record.budget_mor {
             Some(budget) => {
                 let used = self.mor_used(key.id()).await?;
@@ -338,13 +374,13 @@ impl Gateway {
         };
         store.gateway_sessions().insert(&row).await?;
         tracing::info!(key = %key.id(), model = %model.name, session = %row.session_id, provider = %row.provider, stake = %row.stake, ends_at = row.ends_at, "gateway session opened");
-        let live = Live::of(&row);
+        let live = Arc::new(Live::of(&row, settings.session_concurrency));
         self.inner
             .sessions
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(row.session_id, Arc::new(Live::of(&row)));
+            .insert(row.session_id, Arc::clone(&live));
         Ok(live)
     }
 
@@ -464,9 +500,9 @@ impl Gateway {
 
     async fn close_one(&self, row: &GatewaySession) -> Result<(), GatewayError> {
         let consumer = self.consumer();
-        let tx = match consumer.close(row.session_id).await {
-            Ok(closed) => Some(closed.tx),
-            Err(ConsumerError::SessionClosed(_)) => None,
+        let (tx, refund) = match consumer.close(row.session_id).await {
+            Ok(closed) => (Some(closed.tx), Some(closed.refund)),
+            Err(ConsumerError::SessionClosed(_)) => (None, None),
             Err(e @ (ConsumerError::SessionNotFound(_) | ConsumerError::NotOurSession { .. })) => {
                 tracing::warn!(session = %row.session_id, error = %e, "gateway session is not this wallet's to close: forgotten");
                 self.store()
@@ -478,7 +514,16 @@ impl Gateway {
             }
             Err(e) => return Err(e.into()),
         };
-        let share = consumer.user_share(row.session_id).await?.unwrap_or_default();
+        let mut share = consumer.user_share(row.session_id).await?.unwrap_or_default();
+        if let Some(refund) = refund {
+            // What the close returned is exact; the share computed from the session is the fallback
+            // for a session someone else closed.
+            share.held = row.stake.saturating_sub(refund);
+            share.release_at = match row.direct_payment || share.held.is_zero() {
+                true => 0,
+                false => share.closed_at - share.closed_at % 86_400 + 86_400,
+            };
+        }
         self.store()
             .gateway_sessions()
             .set_closed(row.session_id, share.closed_at.max(1), tx, share.held, share.release_at)
