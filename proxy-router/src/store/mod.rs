@@ -27,7 +27,9 @@
 //! ([`Page`] → [`Paged`], with the total, like the contracts' getters). The provider role's own state
 //! (consumers' handshake keys, per-session prompt statistics) is [`Store::provider_sessions`], the
 //! consumer role's (its sessions' provider endpoint and key, failover, statistics) is
-//! [`Store::consumer_sessions`]; the indexer never touches either.
+//! [`Store::consumer_sessions`]; the API's own state is [`Store::agents`] (agent account requests,
+//! allowances, their transactions) and [`Store::chats`] (chat history, bounded by [`ChatBounds`]); the
+//! indexer never touches any of them.
 //!
 //! # Atomic writes of the indexer
 //!
@@ -96,8 +98,10 @@
 //! `QueryBuilder`, and the migration files themselves (BLOB would be BYTEA, amounts NUMERIC(78,0),
 //! in a `migrations/postgres` directory of their own).
 
+mod agents;
 mod bids;
 mod cache;
+mod chats;
 mod codec;
 mod consumer_sessions;
 mod error;
@@ -122,7 +126,12 @@ use sqlx::sqlite::{
 };
 use sqlx::ConnectOptions;
 
+pub use agents::{
+    AgentUser, AgentsRepo, AllowanceRequest, RequestOutcome, TxPage, MAX_ALLOWANCE_REQUESTS_PER_USER,
+    MAX_PENDING_AGENT_REQUESTS,
+};
 pub use bids::BidsRepo;
+pub use chats::{Chat, ChatBounds, ChatSummary, ChatsRepo, Exchange};
 pub use consumer_sessions::{AnsweredPrompt, ConsumerSession, ConsumerSessionsRepo, SessionStats};
 pub use error::StoreError;
 pub use indexer::{IndexerRepo, PruneReport};
@@ -273,6 +282,16 @@ impl Store {
     /// (not part of the chain index).
     pub fn provider_sessions(&self) -> ProviderSessionsRepo<'_> {
         ProviderSessionsRepo { pool: &self.pool, prompt_writes: &self.prompt_writes, caches: &self.caches }
+    }
+
+    /// The API's agents: account requests, allowances, allowance requests, transactions.
+    pub fn agents(&self) -> AgentsRepo<'_> {
+        AgentsRepo { pool: &self.pool }
+    }
+
+    /// The chat history of the OpenAI routes.
+    pub fn chats(&self) -> ChatsRepo<'_> {
+        ChatsRepo { pool: &self.pool }
     }
 
     /// The indexer's cursor, block hashes, event log, journal and source.

@@ -183,7 +183,13 @@ async fn open_creates_directory_file_wal_and_schema() {
     assert_eq!(
         tables,
         [
+            "agent_allowance_requests",
+            "agent_allowances",
+            "agent_txs",
+            "agent_users",
             "bids",
+            "chat_messages",
+            "chats",
             "consumer_sessions",
             "index_blocks",
             "index_cursor",
