@@ -70,6 +70,7 @@ fn the_four_required_variables_are_enough_and_the_rest_defaults() {
     assert!(c.provider.models_config_content.is_none());
     assert!(c.consumer.provider_allow_list.is_empty());
     assert_eq!(c.consumer.pnode_timeout, DEFAULT_PNODE_TIMEOUT);
+    assert!(c.consumer.store_chat_context, "PROXY_STORE_CHAT_CONTEXT defaults to true, as the reference");
 }
 
 #[test]
@@ -194,6 +195,7 @@ fn flags_override_the_environment_and_are_named_in_errors() {
         TOKEN,
         "--cnode-pnode-timeout=15s",
         "--session-sweep-interval=10s",
+        "--proxy-store-chat-context=false",
         "--indexer-start-block=100",
         "--indexer-confirmations=0",
         "--indexer-block-range=500",
@@ -212,7 +214,7 @@ fn flags_override_the_environment_and_are_named_in_errors() {
          MODELS_CONFIG_CONTENT={{}}\nLLM_TIMEOUT=30s\nPROXY_MAX_PROMPT_BYTES=2048\nPROXY_TIMESTAMP_WINDOW=1m\n\
          PROXY_MAX_CONNECTIONS=64\nPROXY_SESSION_CONCURRENCY=4\nPROXY_SESSION_QUEUE=0\n\
          RATING_CONFIG_PATH=/etc/router/rating.json\nPROVIDER_ALLOW_LIST={token}\nCNODE_PNODE_TIMEOUT=15s\n\
-         SESSION_SWEEP_INTERVAL=10s\nINDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
+         SESSION_SWEEP_INTERVAL=10s\nPROXY_STORE_CHAT_CONTEXT=false\nINDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\
          INDEXER_BLOCK_RANGE=500\nINDEXER_MAX_BACKOFF=1m\n",
         token = Address::from_str(TOKEN).unwrap()
     );

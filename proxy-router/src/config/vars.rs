@@ -93,6 +93,8 @@ pub const PROVIDER_ALLOW_LIST: &str = "PROVIDER_ALLOW_LIST";
 pub const CNODE_PNODE_TIMEOUT: &str = "CNODE_PNODE_TIMEOUT";
 /// `SESSION_SWEEP_INTERVAL`.
 pub const SESSION_SWEEP_INTERVAL: &str = "SESSION_SWEEP_INTERVAL";
+/// `PROXY_STORE_CHAT_CONTEXT`.
+pub const PROXY_STORE_CHAT_CONTEXT: &str = "PROXY_STORE_CHAT_CONTEXT";
 /// `INDEXER_START_BLOCK`.
 pub const INDEXER_START_BLOCK: &str = "INDEXER_START_BLOCK";
 /// `INDEXER_CONFIRMATIONS`.
@@ -289,6 +291,14 @@ pub const VARIABLES: &[VarSpec] = &[
         "1m",
         "Consumer: how often expired sessions of this wallet are closed.",
     ),
+    VarSpec {
+        default: "true",
+        ..boolean(
+            PROXY_STORE_CHAT_CONTEXT,
+            "proxy-store-chat-context",
+            "Consumer: keep the chat history of /v1/chat/completions requests that name a chat_id.",
+        )
+    },
     var(
         INDEXER_START_BLOCK,
         "indexer-start-block",
