@@ -13,6 +13,7 @@
 //! - [`eth_node`]: `POST`/`DELETE /config/ethNode`, the RPC URLs chosen at runtime.
 //! - [`proxy`]: the consumer role's routes: opening sessions (by bid, by model, from an approval),
 //!   the handshake and ping, and the OpenAI surface (`/v1/chat/completions`, `/v1/embeddings`).
+//! - [`users`]: users, agent account requests, allowances and their enforcement (`/auth/*`).
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -43,6 +44,7 @@ pub mod registry;
 pub mod sessions;
 pub mod stored;
 pub mod system;
+pub mod users;
 pub mod wallet;
 pub mod wire;
 
@@ -304,6 +306,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(eth_node::Doc::openapi());
     doc.merge(proxy::Doc::openapi());
     doc.merge(local::Doc::openapi());
+    doc.merge(users::Doc::openapi());
     doc
 }
 
@@ -327,6 +330,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(eth_node::router(&auth))
         .merge(proxy::router(&auth))
         .merge(local::router(&auth))
+        .merge(users::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

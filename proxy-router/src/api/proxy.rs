@@ -25,6 +25,8 @@
 //! another user's, 409 closed or expired, 502/504 provider failures, …). Once a stream has started,
 //! a failure ends it with one terminal event `data: {"error": {"message", "type", "code"}}\n\n`
 //! (no `[DONE]`), and the node carries on.
+//!
+//! A non-admin user opening a session spends its MOR allowance ([`super::users::spend`]).
 
 use std::convert::Infallible;
 
@@ -42,7 +44,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{OpenApi, ToSchema};
 
+use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
+use super::users::{reserve_session, SessionCost};
 use super::wire::{hex32, parse_b256, BigInt, HexBytes};
 use super::{guard, local, ApiState, AuthStore, Permission};
 use crate::consumer::client::request_id;
@@ -223,9 +227,11 @@ fn duration(value: BigInt) -> Result<u64, ApiError> {
 )]
 pub async fn open_with_approval(
     State(state): State<ApiState>,
+    principal: Principal,
     body: Result<Json<OpenWithApprovalRequest>, JsonRejection>,
 ) -> Result<Json<SessionOpenedResponse>, ApiError> {
     let Json(request) = body?;
+    let spend = reserve_session(&state, &principal, SessionCost::Stake(request.stake.0)).await?;
     let opened = state
         .consumer()?
         .open_with_approval(
@@ -235,6 +241,7 @@ pub async fn open_with_approval(
             request.direct_payment,
         )
         .await?;
+    spend.settle(&state, opened.tx, opened.stake).await;
     Ok(Json(opened.into()))
 }
 
@@ -258,6 +265,7 @@ pub async fn open_with_approval(
 )]
 pub async fn open_by_bid(
     State(state): State<ApiState>,
+    principal: Principal,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<OpenByBidRequest>, JsonRejection>,
 ) -> Result<Json<SessionOpenedResponse>, ApiError> {
@@ -268,7 +276,10 @@ pub async fn open_by_bid(
         direct_payment: request.direct_payment,
         failover: request.failover,
     };
-    Ok(Json(state.consumer()?.open_by_bid(bid_id, open).await?.into()))
+    let spend = reserve_session(&state, &principal, SessionCost::Bid(bid_id, &open)).await?;
+    let opened = state.consumer()?.open_by_bid(bid_id, open).await?;
+    spend.settle(&state, opened.tx, opened.stake).await;
+    Ok(Json(opened.into()))
 }
 
 /// Opens a session on a model: its active bids are rated (`rating-config.json`), this node's own
@@ -292,6 +303,7 @@ pub async fn open_by_bid(
 )]
 pub async fn open_by_model(
     State(state): State<ApiState>,
+    principal: Principal,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<OpenByModelRequest>, JsonRejection>,
 ) -> Result<Json<SessionOpenedResponse>, ApiError> {
@@ -302,7 +314,10 @@ pub async fn open_by_model(
         direct_payment: request.direct_payment,
         failover: request.failover,
     };
-    Ok(Json(state.consumer()?.open_by_model(model_id, open).await?.into()))
+    let spend = reserve_session(&state, &principal, SessionCost::Model(model_id, &open)).await?;
+    let opened = state.consumer()?.open_by_model(model_id, open).await?;
+    spend.settle(&state, opened.tx, opened.stake).await;
+    Ok(Json(opened.into()))
 }
 
 // -------------------------------------------------------------------------------------------------
