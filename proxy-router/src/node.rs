@@ -178,6 +178,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     .with_chain(ChainAccess::new(rpc, &config.chain))
     .with_wallet(wallet)
     .with_consumer(consumer.clone())
+    .with_chat_history(config.consumer.store_chat_context)
     .with_local_models(api::local::LocalModels::new(
         models,
         BackendClient::new(BackendTimeouts::for_llm_timeout(config.provider.llm_timeout))?,

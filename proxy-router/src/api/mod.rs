@@ -14,6 +14,7 @@
 //! - [`proxy`]: the consumer role's routes: opening sessions (by bid, by model, from an approval),
 //!   the handshake and ping, and the OpenAI surface (`/v1/chat/completions`, `/v1/embeddings`).
 //! - [`users`]: users, agent account requests, allowances and their enforcement (`/auth/*`).
+//! - [`chats`]: the chat history (`/v1/chats`) and its recorder on `/v1/chat/completions`.
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -36,6 +37,7 @@
 //! imports it.
 
 pub mod auth;
+pub mod chats;
 pub mod error;
 pub mod eth_node;
 pub mod local;
@@ -136,6 +138,8 @@ pub struct ApiState {
     /// The node's own models (models-config), callable without a session through the `model_id`
     /// header, and listed by `GET /v1/models`.
     pub local_models: Option<local::LocalModels>,
+    /// The chat history recorder of `/v1/chat/completions` (`PROXY_STORE_CHAT_CONTEXT`; on by default).
+    pub chat_log: chats::ChatLog,
 }
 
 /// The chain as the API reads it: the RPC transport and the contracts' addresses.
@@ -178,6 +182,7 @@ impl ApiState {
         auth: AuthStore,
     ) -> Self {
         Self {
+            chat_log: chats::ChatLog::new(store.clone(), true),
             store,
             indexer,
             chain: None,
@@ -216,6 +221,11 @@ impl ApiState {
     /// The same state serving `models` locally (the `model_id` header and `GET /v1/models`).
     pub fn with_local_models(self, models: local::LocalModels) -> Self {
         Self { local_models: Some(models), ..self }
+    }
+
+    /// The same state storing chat history or not (`PROXY_STORE_CHAT_CONTEXT`).
+    pub fn with_chat_history(self, enabled: bool) -> Self {
+        Self { chat_log: chats::ChatLog::new(self.store.clone(), enabled), ..self }
     }
 
     /// The consumer role, or 503 `no_consumer` when this node or test runs without it.
@@ -307,6 +317,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(proxy::Doc::openapi());
     doc.merge(local::Doc::openapi());
     doc.merge(users::Doc::openapi());
+    doc.merge(chats::Doc::openapi());
     doc
 }
 
@@ -331,6 +342,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(proxy::router(&auth))
         .merge(local::router(&auth))
         .merge(users::router(&auth))
+        .merge(chats::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

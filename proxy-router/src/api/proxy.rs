@@ -7,7 +7,7 @@
 //! | POST | `/blockchain/models/{id}/session` | `open_session` | `{"sessionID"}`: open with the best provider |
 //! | POST | `/proxy/sessions/initiate` | `initiate_session` | the provider's `SessionRes` |
 //! | POST | `/proxy/provider/ping` | none (as the reference) | `{"ping": ms, "version"}` |
-//! | POST | `/v1/chat/completions` | `chat` | OpenAI JSON or SSE |
+//! | POST | `/v1/chat/completions` | `chat` | OpenAI JSON or SSE (recorded with a `chat_id` header, see [`super::chats`]) |
 //! | POST | `/v1/embeddings` | `embeddings` | OpenAI JSON |
 //!
 //! # The OpenAI surface
@@ -48,7 +48,7 @@ use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use super::users::{reserve_session, SessionCost};
 use super::wire::{hex32, parse_b256, BigInt, HexBytes};
-use super::{guard, local, ApiState, AuthStore, Permission};
+use super::{chats, guard, local, ApiState, AuthStore, Permission};
 use crate::consumer::client::request_id;
 use crate::consumer::{ConsumerError, OpenRequest, Opened, Prompt, PromptKind, ProviderFailure, RelayEvent};
 use crate::protocol::SessionRes;
@@ -562,6 +562,10 @@ async fn answer(
     request_id: &str,
 ) -> Result<Response, ConsumerErrorOrApi> {
     let body = parse_body(&body)?;
+    let capture = match kind {
+        PromptKind::Chat => chats::Capture::start(&state.chat_log, headers, &body)?,
+        PromptKind::Embeddings => None,
+    };
     let session = headers.get(SESSION_ID_HEADER).map(|v| {
         v.to_str()
             .map_err(|_| ApiError::bad_request(SESSION_ID_HEADER, "not ASCII"))
@@ -571,7 +575,9 @@ async fn answer(
         if let Some(model_id) = headers.get(MODEL_ID_HEADER) {
             let model_id =
                 model_id.to_str().map_err(|_| ApiError::bad_request(MODEL_ID_HEADER, "not ASCII"))?;
-            return Ok(local::answer(state, model_id, kind, body).await?);
+            let model = crate::provider::models::parse_model_id(model_id.trim()).unwrap_or_default();
+            let response = local::answer(state, model_id, kind, body).await?;
+            return Ok(chats::tap(capture, chats::ModelRef::Local(model), response));
         }
         return Err(ApiError::bad_request(
             SESSION_ID_HEADER,
@@ -584,7 +590,8 @@ async fn answer(
     let consumer = state.consumer()?;
     let prompt = Prompt { kind, body, request_id: request_id.to_owned() };
     let answer = consumer.prompt(session, &prompt).await?;
-    let answered_by = HeaderValue::from_str(&format!("{:#x}", answer.session_id)).ok();
+    let answered = answer.session_id;
+    let answered_by = HeaderValue::from_str(&format!("{answered:#x}")).ok();
     let mut response = if answer.streaming {
         let events = answer.into_events().map(|event| Ok::<_, Infallible>(sse(event)));
         let mut response = Response::new(Body::from_stream(events));
@@ -599,7 +606,7 @@ async fn answer(
     if let Some(value) = answered_by {
         response.headers_mut().insert(HeaderName::from_static(ANSWER_SESSION_HEADER), value);
     }
-    Ok(response)
+    Ok(chats::tap(capture, chats::ModelRef::Session(answered), response))
 }
 
 /// The request body as a JSON object.
