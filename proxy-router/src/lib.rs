@@ -27,6 +27,7 @@
 //!   streamed signed and encrypted answers, signed reports from durable statistics).
 //! - [`consumer`]: the consumer role: bid rating (`rating-config.json`), the MOR-RPC client, opening
 //!   sessions, the prompt relay with failover, closing, the expiry sweeper and recovery at start.
+//! - [`chats`]: chat history recording (`chat_id` header) for the admin API and the gateway.
 //! - [`gateway`]: the OpenAI gateway on `GATEWAY_ADDRESS`: API keys with quotas and budgets, and the
 //!   sessions it buys, reuses, renews and closes for each key and model.
 //! - [`api`]: the HTTP API: the reference's REST routes and JSON, reference-compatible Basic auth
@@ -42,6 +43,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod chats;
 pub mod config;
 pub mod consumer;
 pub mod gateway;

@@ -204,6 +204,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
                 consumer.clone(),
                 indexer.status(),
                 GatewaySettings::from_config(&config.gateway),
+                crate::chats::ChatLog::new(store.clone(), config.consumer.store_chat_context),
             )
             .await?;
             let listener = tokio::net::TcpListener::bind(address)
@@ -227,6 +228,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     .with_chain(ChainAccess::new(rpc, &config.chain))
     .with_wallet(wallet)
     .with_consumer(consumer.clone())
+    .with_chat_history(config.consumer.store_chat_context)
     .with_local_models(api::local::LocalModels::new(
         models,
         BackendClient::new(BackendTimeouts::for_llm_timeout(config.provider.llm_timeout))?,

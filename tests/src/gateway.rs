@@ -52,11 +52,25 @@ impl GatewayClient {
 
     /// `POST path` with `body`, authenticated by `key` (none when empty).
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> anyhow::Result<GatewayAnswer> {
+        self.post_with(path, key, body, &[]).await
+    }
+
+    /// [`GatewayClient::post`] with extra `(name, value)` headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<GatewayAnswer> {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if !key.is_empty() {
             request = request.bearer_auth(key);
         }

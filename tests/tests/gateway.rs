@@ -201,7 +201,20 @@ async fn a_restart_keeps_keys_usage_and_sessions_and_opens_nothing_twice() {
     let gateway = market.gateway().unwrap();
     let first = gateway.chat(&secret, MODEL_NAME, "one").await.unwrap();
     ok(&first);
-    ok(&gateway.chat(&secret, MODEL_NAME, "two").await.unwrap());
+    // A chat named by `chat_id` is kept in the node's history (the admin API's /v1/chats).
+    let chat = format!("0x{}", "ab".repeat(32));
+    let body = json!({"model": MODEL_NAME, "messages": [{"role": "user", "content": "two"}]});
+    ok(&gateway.post_with("/v1/chat/completions", &secret, &body, &[("chat_id", &chat)]).await.unwrap());
+    let history = market
+        .wait_until(|| {
+            let answer = market.get(&format!("/v1/chats/{chat}"))?;
+            Ok((answer.status == 200).then(|| answer.json()).transpose()?)
+        })
+        .unwrap();
+    assert_eq!(history["title"], "two");
+    assert_eq!(history["isLocal"], false);
+    assert_eq!(history["modelId"], format!("{:#x}", market.model_id));
+    assert_eq!(history["messages"][0]["response"], e2e_tests::backend::reply("two"));
     let before = market
         .wait_until(|| {
             let key = market.key(&id)?;

@@ -608,6 +608,21 @@ pub fn rpcauth_hash_hex(salt: &[u8], password: &str) -> String {
     hex::encode(hmac_for(salt, password).finalize().into_bytes())
 }
 
+/// The `proxy.conf` credential of `password`, `saltHex$hashHex` with a fresh salt: what
+/// [`AuthStore::add_user_with_credential`] takes, so a password need not be kept until it is used.
+pub fn rpcauth_credential(password: &str) -> Result<String, AuthError> {
+    check_password(password)?;
+    let salt = random_salt();
+    Ok(format!("{}${}", hex::encode(&salt), rpcauth_hash_hex(&salt, password)))
+}
+
+fn parse_credential(credential: &str) -> Option<(Vec<u8>, [u8; HASH_LEN])> {
+    let (salt, hash) = credential.split_once('$')?;
+    let salt = hex::decode(salt).ok().filter(|s| !s.is_empty())?;
+    let hash = <[u8; HASH_LEN]>::try_from(hex::decode(hash).ok()?).ok()?;
+    Some((salt, hash))
+}
+
 fn check_username(user: &str) -> Result<(), AuthError> {
     if user.is_empty() {
         return Err(AuthError::InvalidUsername("must not be empty"));
@@ -892,6 +907,62 @@ impl AuthStore {
             write_private(&self.shared.cookie_path, &format!("{ADMIN_USER}:{password}\n"))?;
         }
         Ok(())
+    }
+
+    /// Adds or replaces a user from a stored credential `saltHex$hashHex` (made by [`rpcauth_credential`])
+    /// instead of a password, as [`AuthStore::add_user`] does otherwise. `admin` is refused: its password
+    /// must reach `.cookie`.
+    pub fn add_user_with_credential(
+        &self,
+        user: &str,
+        credential: &str,
+        grants: &[Grant],
+    ) -> Result<(), AuthError> {
+        check_username(user)?;
+        if user == ADMIN_USER {
+            return Err(AuthError::InvalidUsername("admin is reserved"));
+        }
+        let (salt, hash) =
+            parse_credential(credential).ok_or(AuthError::InvalidPassword("malformed credential"))?;
+        let mut guard = self.write();
+        let mut next = guard.clone();
+        next.upsert(user, salt, hash, grants);
+        write_private(&self.shared.conf_path, &next.render())?;
+        *guard = next;
+        Ok(())
+    }
+
+    /// Whether `user` exists in `proxy.conf`.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.read().credential(user).is_some()
+    }
+
+    /// Whether `user` may call `permission` (as the request check does).
+    pub fn allows(&self, user: &str, permission: Permission) -> bool {
+        self.read().allows(user, permission)
+    }
+
+    /// Whether `user` may call every route: its whitelist holds `*`, or it has none and
+    /// `rpcwhitelistdefault` is on.
+    pub fn has_full_access(&self, user: &str) -> bool {
+        let file = self.read();
+        if file.credential(user).is_none() {
+            return false;
+        }
+        match file.whitelist(user) {
+            Some(tokens) => tokens.iter().any(|t| t == "*"),
+            None => file.whitelist_default(),
+        }
+    }
+
+    /// `rpcwhitelistdefault`: what a user without a whitelist line may do.
+    pub fn whitelist_default(&self) -> bool {
+        self.read().whitelist_default()
+    }
+
+    /// The user's whitelist entries as written (`None` without a whitelist line).
+    pub fn whitelist(&self, user: &str) -> Option<Vec<String>> {
+        self.read().whitelist(user).map(<[String]>::to_vec)
     }
 
     /// Removes a user's `rpcauth` and `rpcwhitelist` lines and rewrites `proxy.conf` atomically. `admin`

@@ -28,6 +28,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::auth::AuthError;
 use crate::chain::ChainError;
 use crate::consumer::ConsumerError;
 use crate::store::StoreError;
@@ -338,6 +339,28 @@ impl From<ConsumerError> for ApiError {
             e @ (ConsumerError::RatingConfig { .. } | ConsumerError::Protocol(_)) => {
                 ApiError::internal("consumer", &e)
             }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    /// User management's errors: the request fields at fault are the `/auth/users` bodies' names.
+    fn from(error: AuthError) -> Self {
+        match &error {
+            AuthError::InvalidUsername(reason) => ApiError::bad_request("username", reason),
+            AuthError::InvalidPassword(reason) => ApiError::bad_request("password", reason),
+            AuthError::UnknownPermission(_) => ApiError::bad_request("perms", &error),
+            AuthError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", error.to_string()),
+            AuthError::AdminRemoval => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden_user_change", error.to_string())
+            }
+            AuthError::Forbidden { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
+            }
+            AuthError::MissingCredentials | AuthError::MalformedCredentials | AuthError::BadCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", error.to_string())
+            }
+            _ => ApiError::internal("auth files", &error),
         }
     }
 }

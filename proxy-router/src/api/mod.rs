@@ -14,6 +14,8 @@
 //! - [`proxy`]: the consumer role's routes: opening sessions (by bid, by model, from an approval),
 //!   the handshake and ping, and the OpenAI surface (`/v1/chat/completions`, `/v1/embeddings`).
 //! - [`keys`]: the OpenAI gateway's API keys (`/auth/keys`).
+//! - [`users`]: users, agent account requests, allowances and their enforcement (`/auth/*`).
+//! - [`chats`]: the chat history (`/v1/chats`) and its recorder on `/v1/chat/completions`.
 //! - Auth (HTTP Basic against `proxy.conf`, the `.cookie` admin, the reference's permission names)
 //!   lives in `auth` (see the marker below).
 //!
@@ -36,6 +38,7 @@
 //! imports it.
 
 pub mod auth;
+pub mod chats;
 pub mod error;
 pub mod eth_node;
 pub mod keys;
@@ -45,6 +48,7 @@ pub mod registry;
 pub mod sessions;
 pub mod stored;
 pub mod system;
+pub mod users;
 pub mod wallet;
 pub mod wire;
 
@@ -138,6 +142,8 @@ pub struct ApiState {
     pub local_models: Option<local::LocalModels>,
     /// The OpenAI gateway, whose API keys `/auth/keys` manages; `None` when it is off.
     pub gateway: Option<crate::gateway::Gateway>,
+    /// The chat history recorder of `/v1/chat/completions` (`PROXY_STORE_CHAT_CONTEXT`; on by default).
+    pub chat_log: chats::ChatLog,
 }
 
 /// The chain as the API reads it: the RPC transport and the contracts' addresses.
@@ -180,6 +186,7 @@ impl ApiState {
         auth: AuthStore,
     ) -> Self {
         Self {
+            chat_log: chats::ChatLog::new(store.clone(), true),
             store,
             indexer,
             chain: None,
@@ -224,6 +231,11 @@ impl ApiState {
     /// The same state managing `gateway`'s API keys.
     pub fn with_gateway(self, gateway: crate::gateway::Gateway) -> Self {
         Self { gateway: Some(gateway), ..self }
+    }
+
+    /// The same state storing chat history or not (`PROXY_STORE_CHAT_CONTEXT`).
+    pub fn with_chat_history(self, enabled: bool) -> Self {
+        Self { chat_log: chats::ChatLog::new(self.store.clone(), enabled), ..self }
     }
 
     /// The consumer role, or 503 `no_consumer` when this node or test runs without it.
@@ -315,6 +327,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(proxy::Doc::openapi());
     doc.merge(local::Doc::openapi());
     doc.merge(keys::Doc::openapi());
+    doc.merge(users::Doc::openapi());
+    doc.merge(chats::Doc::openapi());
     doc
 }
 
@@ -339,6 +353,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(proxy::router(&auth))
         .merge(local::router(&auth))
         .merge(keys::router(&auth))
+        .merge(users::router(&auth))
+        .merge(chats::router(&auth))
         .route(OPENAPI_PATH, axum::routing::get(openapi_spec))
         .merge(SwaggerUi::new(SWAGGER_PATH).url(SWAGGER_SPEC_PATH, openapi()))
         .fallback(unknown_route)

@@ -7,7 +7,7 @@
 //! | POST | `/blockchain/models/{id}/session` | `open_session` | `{"sessionID"}`: open with the best provider |
 //! | POST | `/proxy/sessions/initiate` | `initiate_session` | the provider's `SessionRes` |
 //! | POST | `/proxy/provider/ping` | none (as the reference) | `{"ping": ms, "version"}` |
-//! | POST | `/v1/chat/completions` | `chat` | OpenAI JSON or SSE |
+//! | POST | `/v1/chat/completions` | `chat` | OpenAI JSON or SSE (recorded with a `chat_id` header, see [`super::chats`]) |
 //! | POST | `/v1/embeddings` | `embeddings` | OpenAI JSON |
 //!
 //! # The OpenAI surface
@@ -25,6 +25,8 @@
 //! another user's, 409 closed or expired, 502/504 provider failures, …). Once a stream has started,
 //! a failure ends it with one terminal event `data: {"error": {"message", "type", "code"}}\n\n`
 //! (no `[DONE]`), and the node carries on.
+//!
+//! A non-admin user opening a session spends its MOR allowance ([`super::users::spend`]).
 
 use std::convert::Infallible;
 
@@ -42,9 +44,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{OpenApi, ToSchema};
 
+use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
+use super::users::{reserve_session, SessionCost};
 use super::wire::{hex32, parse_b256, BigInt, HexBytes};
-use super::{guard, local, ApiState, AuthStore, Permission};
+use super::{chats, guard, local, ApiState, AuthStore, Permission};
 use crate::consumer::client::request_id;
 use crate::consumer::{ConsumerError, OpenRequest, Opened, Prompt, PromptKind, ProviderFailure, RelayEvent};
 use crate::protocol::SessionRes;
@@ -223,9 +227,11 @@ fn duration(value: BigInt) -> Result<u64, ApiError> {
 )]
 pub async fn open_with_approval(
     State(state): State<ApiState>,
+    principal: Principal,
     body: Result<Json<OpenWithApprovalRequest>, JsonRejection>,
 ) -> Result<Json<SessionOpenedResponse>, ApiError> {
     let Json(request) = body?;
+    let spend = reserve_session(&state, &principal, SessionCost::Stake(request.stake.0)).await?;
     let opened = state
         .consumer()?
         .open_with_approval(
@@ -235,6 +241,7 @@ pub async fn open_with_approval(
             request.direct_payment,
         )
         .await?;
+    spend.settle(&state, opened.tx, opened.stake).await;
     Ok(Json(opened.into()))
 }
 
@@ -258,6 +265,7 @@ pub async fn open_with_approval(
 )]
 pub async fn open_by_bid(
     State(state): State<ApiState>,
+    principal: Principal,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<OpenByBidRequest>, JsonRejection>,
 ) -> Result<Json<SessionOpenedResponse>, ApiError> {
@@ -269,7 +277,10 @@ pub async fn open_by_bid(
         failover: request.failover,
         max_stake: None,
     };
-    Ok(Json(state.consumer()?.open_by_bid(bid_id, open).await?.into()))
+    let spend = reserve_session(&state, &principal, SessionCost::Bid(bid_id, &open)).await?;
+    let opened = state.consumer()?.open_by_bid(bid_id, open).await?;
+    spend.settle(&state, opened.tx, opened.stake).await;
+    Ok(Json(opened.into()))
 }
 
 /// Opens a session on a model: its active bids are rated (`rating-config.json`), this node's own
@@ -293,6 +304,7 @@ pub async fn open_by_bid(
 )]
 pub async fn open_by_model(
     State(state): State<ApiState>,
+    principal: Principal,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<OpenByModelRequest>, JsonRejection>,
 ) -> Result<Json<SessionOpenedResponse>, ApiError> {
@@ -304,7 +316,10 @@ pub async fn open_by_model(
         failover: request.failover,
         max_stake: None,
     };
-    Ok(Json(state.consumer()?.open_by_model(model_id, open).await?.into()))
+    let spend = reserve_session(&state, &principal, SessionCost::Model(model_id, &open)).await?;
+    let opened = state.consumer()?.open_by_model(model_id, open).await?;
+    spend.settle(&state, opened.tx, opened.stake).await;
+    Ok(Json(opened.into()))
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -549,6 +564,10 @@ async fn answer(
     request_id: &str,
 ) -> Result<Response, ConsumerErrorOrApi> {
     let body = parse_body(&body)?;
+    let capture = match kind {
+        PromptKind::Chat => chats::Capture::start(&state.chat_log, headers, &body).map_err(ApiError::from)?,
+        PromptKind::Embeddings => None,
+    };
     let session = headers.get(SESSION_ID_HEADER).map(|v| {
         v.to_str()
             .map_err(|_| ApiError::bad_request(SESSION_ID_HEADER, "not ASCII"))
@@ -558,7 +577,9 @@ async fn answer(
         if let Some(model_id) = headers.get(MODEL_ID_HEADER) {
             let model_id =
                 model_id.to_str().map_err(|_| ApiError::bad_request(MODEL_ID_HEADER, "not ASCII"))?;
-            return Ok(local::answer(state, model_id, kind, body).await?);
+            let model = crate::provider::models::parse_model_id(model_id.trim()).unwrap_or_default();
+            let response = local::answer(state, model_id, kind, body).await?;
+            return Ok(chats::tap(capture, chats::ModelRef::Local(model), response));
         }
         return Err(ApiError::bad_request(
             SESSION_ID_HEADER,
@@ -571,7 +592,8 @@ async fn answer(
     let consumer = state.consumer()?;
     let prompt = Prompt { kind, body, request_id: request_id.to_owned() };
     let answer = consumer.prompt(session, &prompt).await?;
-    let answered_by = HeaderValue::from_str(&format!("{:#x}", answer.session_id)).ok();
+    let answered = answer.session_id;
+    let answered_by = HeaderValue::from_str(&format!("{answered:#x}")).ok();
     let mut response = if answer.streaming {
         let events = answer.into_events().map(|event| Ok::<_, Infallible>(sse(event)));
         let mut response = Response::new(Body::from_stream(events));
@@ -586,7 +608,7 @@ async fn answer(
     if let Some(value) = answered_by {
         response.headers_mut().insert(HeaderName::from_static(ANSWER_SESSION_HEADER), value);
     }
-    Ok(response)
+    Ok(chats::tap(capture, chats::ModelRef::Session(answered), response))
 }
 
 /// The request body as a JSON object.

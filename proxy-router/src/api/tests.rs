@@ -277,7 +277,7 @@ async fn config_needs_system_config_and_healthcheck_is_open() {
 }
 
 /// The permission of every protected operation, as the reference's tables (go-proxy-router.md §1.1,
-/// §1.2, §1.6, §1.7) and ours for the routes the reference lacks. Operations the spec marks open
+/// §1.2, §1.4, §1.6, §1.7, §1.8) and ours for the routes the reference lacks. Operations the spec marks open
 /// (`security: [{}]`) are not listed.
 const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("get", "/config", "system_config"),
@@ -334,6 +334,21 @@ const ROUTE_PERMISSIONS: &[(&str, &str, &str)] = &[
     // §1.7
     ("post", "/config/ethNode", "system_config"),
     ("delete", "/config/ethNode", "system_config"),
+    // §1.4
+    ("get", "/v1/chats", "get_chat_history"),
+    ("get", "/v1/chats/{id}", "get_chat_history"),
+    ("post", "/v1/chats/{id}", "edit_chat_history"),
+    ("delete", "/v1/chats/{id}", "edit_chat_history"),
+    // §1.8 (`/auth/users/request` and `/auth/cookie/path` are open, as the reference's)
+    ("post", "/auth/users", "add_user"),
+    ("delete", "/auth/users", "remove_user"),
+    ("get", "/auth/users", "agent_requests"),
+    ("post", "/auth/users/confirm", "agent_requests"),
+    ("get", "/auth/users/{username}/txs", "agent_requests"),
+    ("post", "/auth/allowance/requests", "request_allowance"),
+    ("get", "/auth/allowance/requests", "agent_requests"),
+    ("post", "/auth/allowance/confirm", "agent_requests"),
+    ("post", "/auth/allowance/revoke", "agent_requests"),
     // Ours: the user's on-hold stake and its withdrawal, a provider's claimable sessions and claiming them.
     ("get", "/blockchain/sessions/user/stakes-on-hold", "get_sessions"),
     ("post", "/blockchain/sessions/user/withdraw-stakes", "withdraw_user_stakes"),

@@ -15,7 +15,9 @@
 //! | `GET /blockchain/transactions?page=&limit=` | `get_transactions` | 501 (see below) |
 //!
 //! Amounts are wei (`approve` *sets* the allowance, as ERC-20 `approve`). Balances and allowances are
-//! read from the chain, not from the index. Writes answer after the receipt.
+//! read from the chain, not from the index. Writes answer after the receipt. A non-admin user's sends
+//! spend its allowance of the token ([`super::users::spend`]: 403 `allowance_exceeded` beyond it; the
+//! ETH allowance counts the value sent, not the gas).
 //!
 //! # The wallet at runtime
 //!
@@ -45,6 +47,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use super::auth::Principal;
+use super::users::{reserve, SpendToken};
 use super::wire::{lower_address, parse_address, parse_decimal, BigInt, StatusResponse, TxResponse};
 use super::{guard, stored, ApiError, ApiState, AuthStore, ErrorBody, Permission};
 use crate::chain::bindings::MorpheusToken;
@@ -461,9 +465,11 @@ pub async fn approve(
 )]
 pub async fn send_eth(
     State(state): State<ApiState>,
+    principal: Principal,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<Json<TxResponse>, ApiError> {
     let (to, amount) = send_request(body)?;
+    let spend = reserve(&state, &principal, SpendToken::Eth, amount).await?;
     let chain = state.chain()?;
     let signer = state.signer()?;
     let balance = eth_balance(chain.rpc.provider(), signer.address()).await?;
@@ -475,6 +481,7 @@ pub async fn send_eth(
     }
     let tx = TransactionRequest::default().with_to(to).with_value(amount);
     let receipt = signer.sender.send(tx).await?;
+    spend.settle(&state, receipt.transaction_hash, amount).await;
     Ok(Json(TxResponse { tx: receipt.transaction_hash }))
 }
 
@@ -494,9 +501,11 @@ pub async fn send_eth(
 )]
 pub async fn send_mor(
     State(state): State<ApiState>,
+    principal: Principal,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<Json<TxResponse>, ApiError> {
     let (to, amount) = send_request(body)?;
+    let spend = reserve(&state, &principal, SpendToken::Mor, amount).await?;
     let chain = state.chain()?;
     let signer = state.signer()?;
     let balance = mor_balance(chain.rpc.provider(), chain.mor_token, signer.address()).await?;
@@ -508,6 +517,7 @@ pub async fn send_mor(
     }
     let call = MorpheusToken::transferCall { to, amount };
     let receipt = signer.sender.send_call(chain.mor_token, &call).await?;
+    spend.settle(&state, receipt.transaction_hash, amount).await;
     Ok(Json(TxResponse { tx: receipt.transaction_hash }))
 }
 

@@ -151,6 +151,7 @@ impl Config {
             provider_allow_list: src.get(PROVIDER_ALLOW_LIST).map_or(Ok(Vec::new()), |v| v.address_list())?,
             pnode_timeout: duration(CNODE_PNODE_TIMEOUT, DEFAULT_PNODE_TIMEOUT)?,
             sweep_interval: duration(SESSION_SWEEP_INTERVAL, DEFAULT_SWEEP_INTERVAL)?,
+            store_chat_context: src.get(PROXY_STORE_CHAT_CONTEXT).map_or(Ok(true), |v| v.boolean())?,
         };
 
         let gateway = GatewayConfig {

@@ -210,7 +210,7 @@ pub struct ProviderConfig {
 }
 
 /// The consumer role: `RATING_CONFIG_PATH`, `PROVIDER_ALLOW_LIST`, `CNODE_PNODE_TIMEOUT`,
-/// `SESSION_SWEEP_INTERVAL`. The rating file's contents are validated by the consumer module at start.
+/// `SESSION_SWEEP_INTERVAL`, `PROXY_STORE_CHAT_CONTEXT`. The rating file's contents are validated by the consumer module at start.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     /// `RATING_CONFIG_PATH`: rating weights and allowlist (default `./rating-config.json`).
@@ -221,6 +221,9 @@ pub struct ConsumerConfig {
     pub pnode_timeout: Duration,
     /// `SESSION_SWEEP_INTERVAL`: period of the expired-session sweeper (default 1 min).
     pub sweep_interval: Duration,
+    /// `PROXY_STORE_CHAT_CONTEXT`: keep the chat history of requests naming a `chat_id` (default true,
+    /// the reference's).
+    pub store_chat_context: bool,
 }
 
 /// The HTTP API: `WEB_ADDRESS`, `AUTH_CONFIG_FILE_PATH`, `COOKIE_FILE_PATH`, `COOKIE_CONTENT`. The auth
@@ -411,6 +414,7 @@ impl Config {
             ),
             (vars::CNODE_PNODE_TIMEOUT, format_duration(self.consumer.pnode_timeout)),
             (vars::SESSION_SWEEP_INTERVAL, format_duration(self.consumer.sweep_interval)),
+            (vars::PROXY_STORE_CHAT_CONTEXT, self.consumer.store_chat_context.to_string()),
             (vars::GATEWAY_ADDRESS, self.gateway.address.map_or_else(|| "off".to_owned(), |a| a.to_string())),
             (vars::GATEWAY_SESSION_DURATION, format_duration(self.gateway.session_duration)),
             (vars::GATEWAY_SESSION_RENEW_BEFORE, format_duration(self.gateway.renew_before)),

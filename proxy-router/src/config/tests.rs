@@ -70,6 +70,7 @@ fn the_four_required_variables_are_enough_and_the_rest_defaults() {
     assert!(c.provider.models_config_content.is_none());
     assert!(c.consumer.provider_allow_list.is_empty());
     assert_eq!(c.consumer.pnode_timeout, DEFAULT_PNODE_TIMEOUT);
+    assert!(c.consumer.store_chat_context, "PROXY_STORE_CHAT_CONTEXT defaults to true, as the reference");
 }
 
 #[test]
@@ -202,6 +203,7 @@ fn flags_override_the_environment_and_are_named_in_errors() {
         "--gateway-direct-payment",
         "--gateway-sweep-interval=5s",
         "--gateway-cors-origins=https://a.example, https://b.example",
+        "--proxy-store-chat-context=false",
         "--indexer-start-block=100",
         "--indexer-confirmations=0",
         "--indexer-block-range=500",
@@ -220,7 +222,7 @@ fn flags_override_the_environment_and_are_named_in_errors() {
          MODELS_CONFIG_CONTENT={{}}\nLLM_TIMEOUT=30s\nPROXY_MAX_PROMPT_BYTES=2048\nPROXY_TIMESTAMP_WINDOW=1m\n\
          PROXY_MAX_CONNECTIONS=64\nPROXY_SESSION_CONCURRENCY=4\nPROXY_SESSION_QUEUE=0\n\
          RATING_CONFIG_PATH=/etc/router/rating.json\nPROVIDER_ALLOW_LIST={token}\nCNODE_PNODE_TIMEOUT=15s\n\
-         SESSION_SWEEP_INTERVAL=10s\nGATEWAY_ADDRESS=0.0.0.0:9083\nGATEWAY_SESSION_DURATION=10m\n\
+         SESSION_SWEEP_INTERVAL=10s\nPROXY_STORE_CHAT_CONTEXT=false\nGATEWAY_ADDRESS=0.0.0.0:9083\nGATEWAY_SESSION_DURATION=10m\n\
          GATEWAY_SESSION_RENEW_BEFORE=1m\nGATEWAY_SESSION_IDLE_TIMEOUT=5m\nGATEWAY_SESSION_CONCURRENCY=4\nGATEWAY_DIRECT_PAYMENT=true\n\
          GATEWAY_SWEEP_INTERVAL=5s\nGATEWAY_CORS_ORIGINS=https://a.example,https://b.example\n\
          INDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\

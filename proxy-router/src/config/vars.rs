@@ -109,6 +109,8 @@ pub const GATEWAY_DIRECT_PAYMENT: &str = "GATEWAY_DIRECT_PAYMENT";
 pub const GATEWAY_SWEEP_INTERVAL: &str = "GATEWAY_SWEEP_INTERVAL";
 /// `GATEWAY_CORS_ORIGINS`.
 pub const GATEWAY_CORS_ORIGINS: &str = "GATEWAY_CORS_ORIGINS";
+/// `PROXY_STORE_CHAT_CONTEXT`.
+pub const PROXY_STORE_CHAT_CONTEXT: &str = "PROXY_STORE_CHAT_CONTEXT";
 /// `INDEXER_START_BLOCK`.
 pub const INDEXER_START_BLOCK: &str = "INDEXER_START_BLOCK";
 /// `INDEXER_CONFIRMATIONS`.
@@ -305,6 +307,14 @@ pub const VARIABLES: &[VarSpec] = &[
         "1m",
         "Consumer: how often expired sessions of this wallet are closed.",
     ),
+    VarSpec {
+        default: "true",
+        ..boolean(
+            PROXY_STORE_CHAT_CONTEXT,
+            "proxy-store-chat-context",
+            "Consumer: keep the chat history of /v1/chat/completions requests that name a chat_id.",
+        )
+    },
     var(
         GATEWAY_ADDRESS,
         "gateway-address",

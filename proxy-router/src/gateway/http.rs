@@ -15,6 +15,8 @@
 //! Every answer carries `X-Request-Id` (the client's or a new one) and, for inference,
 //! `X-Session-Id` (the on-chain session that answered). Errors are OpenAI's shape
 //! ([`super::openai::OpenAiError`]), including the bounds' 413 and 504 and unknown routes' 404.
+//! A chat that names a `chat_id` (hex32) is kept in the node's chat history (`crate::chats`,
+//! readable on the admin API's `/v1/chats`) when `PROXY_STORE_CHAT_CONTEXT` is on.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -40,6 +42,7 @@ use super::openai::{chat_to_completion, completion_to_chat, usage_chunk, OpenAiE
 use super::sessions::InUse;
 use super::usage::UsageEvent;
 use super::{CatalogModel, Gateway, GatewayError};
+use crate::chats::{tap, Capture, ModelRef};
 use crate::consumer::client::request_id;
 use crate::consumer::{unix_now, Prompt, PromptKind, RelayEvent};
 use crate::provider::backend::TokenMeter;
@@ -225,10 +228,16 @@ async fn answer(
         Route::Completions => (PromptKind::Chat, completion_to_chat(body)?),
         Route::Embeddings => (PromptKind::Embeddings, body),
     };
+    let chat = match route {
+        Route::Chat => Capture::start(gateway.chats(), headers, &body)
+            .map_err(|e| GatewayError::BadRequest { param: "chat_id", reason: e.0 })?,
+        _ => None,
+    };
     let meter = TokenMeter::for_request(&body);
     let prompt = Prompt { kind, body, request_id: request_id.to_owned() };
     let (answer, in_use) = gateway.prompt(&key, &model, &prompt).await?;
-    let session = HeaderValue::from_str(&format!("{:#x}", answer.session_id)).ok();
+    let session_id = answer.session_id;
+    let session = HeaderValue::from_str(&format!("{session_id:#x}")).ok();
     let finish = Finish { gateway: gateway.clone(), reservation, in_use, meter };
     let mut response = if answer.streaming {
         let object = if route == Route::Completions { "text_completion" } else { "chat.completion.chunk" };
@@ -251,7 +260,7 @@ async fn answer(
     if let Some(session) = session {
         response.headers_mut().insert(HeaderName::from_static(SESSION_HEADER), session);
     }
-    Ok(response)
+    Ok(tap(chat, ModelRef::Session(session_id), response))
 }
 
 /// What a request holds until its answer is complete: its quota reservation, its session's use and

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 pub use catalog::{Catalog, CatalogModel};
 pub use keys::{KeyRing, KeyState, NewKey};
 
+use crate::chats::ChatLog;
 use crate::config::GatewayConfig;
 use crate::consumer::{Consumer, ConsumerError, ProviderFailure};
 use crate::index::IndexerStatus;
@@ -163,23 +164,28 @@ struct Inner {
     catalog: Catalog,
     sessions: sessions::Sessions,
     usage: usage::UsageQueue,
+    chats: ChatLog,
 }
 
 impl Gateway {
     /// The gateway over `store` and `consumer`, its keys and open sessions loaded from the store.
-    /// `indexer` tells the model catalog when the index moved.
+    /// `indexer` tells the model catalog when the index moved; `chats` records the exchanges of
+    /// requests that name a chat.
     pub async fn new(
         store: Store,
         consumer: Consumer,
         indexer: watch::Receiver<IndexerStatus>,
         settings: GatewaySettings,
+        chats: ChatLog,
     ) -> Result<Self, GatewayError> {
         let keys = KeyRing::load(&store).await?;
         let sessions = sessions::Sessions::load(&store, &keys, settings.session_concurrency).await?;
         let catalog = Catalog::new(store.clone(), indexer);
         let usage = usage::UsageQueue::new();
         tracing::info!(keys = keys.len(), sessions = sessions.live_count(), "gateway state loaded");
-        Ok(Self { inner: Arc::new(Inner { store, consumer, settings, keys, catalog, sessions, usage }) })
+        Ok(Self {
+            inner: Arc::new(Inner { store, consumer, settings, keys, catalog, sessions, usage, chats }),
+        })
     }
 
     /// The settings.
@@ -195,6 +201,11 @@ impl Gateway {
     /// The model catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.inner.catalog
+    }
+
+    /// The chat history recorder (`chat_id` header, `PROXY_STORE_CHAT_CONTEXT`).
+    pub fn chats(&self) -> &ChatLog {
+        &self.inner.chats
     }
 
     fn store(&self) -> &Store {

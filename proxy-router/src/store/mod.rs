@@ -28,7 +28,9 @@
 //! (consumers' handshake keys, per-session prompt statistics) is [`Store::provider_sessions`], the
 //! consumer role's (its sessions' provider endpoint and key, failover, statistics) is
 //! [`Store::consumer_sessions`]; the OpenAI gateway's API keys and the sessions it keeps for them are
-//! [`Store::api_keys`] and [`Store::gateway_sessions`]; the indexer never touches any of these.
+//! [`Store::api_keys`] and [`Store::gateway_sessions`]; the API's own state is [`Store::agents`] (agent
+//! account requests, allowances, their transactions) and [`Store::chats`] (chat history, bounded by
+//! [`ChatBounds`]); the indexer never touches any of these.
 //!
 //! # Atomic writes of the indexer
 //!
@@ -97,9 +99,11 @@
 //! `QueryBuilder`, and the migration files themselves (BLOB would be BYTEA, amounts NUMERIC(78,0),
 //! in a `migrations/postgres` directory of their own).
 
+mod agents;
 mod api_keys;
 mod bids;
 mod cache;
+mod chats;
 mod codec;
 mod consumer_sessions;
 mod error;
@@ -125,8 +129,13 @@ use sqlx::sqlite::{
 };
 use sqlx::ConnectOptions;
 
+pub use agents::{
+    AgentUser, AgentsRepo, AllowanceRequest, RequestOutcome, TxPage, MAX_ALLOWANCE_REQUESTS_PER_USER,
+    MAX_PENDING_AGENT_REQUESTS,
+};
 pub use api_keys::{ApiKey, ApiKeysRepo, KeyUsage, UsageDelta};
 pub use bids::BidsRepo;
+pub use chats::{Chat, ChatBounds, ChatSummary, ChatsRepo, Exchange};
 pub use consumer_sessions::{AnsweredPrompt, ConsumerSession, ConsumerSessionsRepo, SessionStats};
 pub use error::StoreError;
 pub use gateway_sessions::{GatewaySession, GatewaySessionState, GatewaySessionsRepo};
@@ -288,6 +297,16 @@ impl Store {
     /// The sessions the OpenAI gateway opened for its keys.
     pub fn gateway_sessions(&self) -> GatewaySessionsRepo<'_> {
         GatewaySessionsRepo { pool: &self.pool }
+    }
+
+    /// The API's agents: account requests, allowances, allowance requests, transactions.
+    pub fn agents(&self) -> AgentsRepo<'_> {
+        AgentsRepo { pool: &self.pool }
+    }
+
+    /// The chat history of the OpenAI routes.
+    pub fn chats(&self) -> ChatsRepo<'_> {
+        ChatsRepo { pool: &self.pool }
     }
 
     /// The indexer's cursor, block hashes, event log, journal and source.

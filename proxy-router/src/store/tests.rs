@@ -183,8 +183,14 @@ async fn open_creates_directory_file_wal_and_schema() {
     assert_eq!(
         tables,
         [
+            "agent_allowance_requests",
+            "agent_allowances",
+            "agent_txs",
+            "agent_users",
             "api_keys",
             "bids",
+            "chat_messages",
+            "chats",
             "consumer_sessions",
             "gateway_sessions",
             "index_blocks",
