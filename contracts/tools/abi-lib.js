@@ -18,7 +18,7 @@ function describe(entry) {
   const types = (params) => (params || []).map(canonicalType).join(',');
   switch (entry.type) {
     case 'function':
-      return `function ${entry.name}(${types(entry.inputs)}) -> (${types(entry.outputs)})`;
+      return `function ${entry.name}(${types(entry.inputs)}) -> (${types(entry.outputs)}) ${entry.stateMutability}`;
     case 'event':
       return `event ${entry.name}(${entry.inputs
         .map((p) => canonicalType(p) + (p.indexed ? ' indexed' : ''))

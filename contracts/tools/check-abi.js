@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Checks that the union of the ABIs under contracts/out holds every entry of abi-reference.txt (the
-// reference diamond's functions with selectors and return tuples, events with indexing, errors).
+// reference diamond's functions with selectors, return tuples and state mutability, events with
+// indexing, errors with parameters), and that no artifact declares a reference function differently
+// (an interface saying `view` does not hide a facet saying `pure`).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -14,10 +16,17 @@ const reference = fs
 
 const have = new Set();
 const selectors = new Map(); // "name(types)" -> selector
+const declared = new Map(); // "name(types)" -> [{line, file}] of every artifact declaring it
 for (const artifact of readArtifacts()) {
   for (const entry of artifact.abi) {
     const line = describe(entry);
-    if (line) have.add(line);
+    if (!line) continue;
+    have.add(line);
+    if (entry.type === 'function') {
+      const signature = line.slice('function '.length).split(' -> ')[0];
+      if (!declared.has(signature)) declared.set(signature, []);
+      declared.get(signature).push({ line, file: artifact.file });
+    }
   }
   for (const [signature, selector] of Object.entries(artifact.methodIdentifiers)) {
     selectors.set(signature, `0x${selector}`);
@@ -34,6 +43,11 @@ for (const line of reference) {
     }
     if (!have.has(`function ${rest}`)) missing.push(`function ${rest}`);
     const signature = rest.split(' -> ')[0];
+    for (const other of declared.get(signature) || []) {
+      if (other.line !== `function ${rest}`) {
+        missing.push(`${other.file} declares ${other.line.slice('function '.length)}, reference ${rest}`);
+      }
+    }
     if (selectors.has(signature) && selectors.get(signature) !== selector) {
       missing.push(`selector of ${signature} is ${selectors.get(signature)}, reference ${selector}`);
     }

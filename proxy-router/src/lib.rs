@@ -28,6 +28,7 @@
 //! - [`consumer`]: the consumer role: bid rating (`rating-config.json`), the MOR-RPC client, opening
 //!   sessions, the prompt relay with failover, closing, the expiry sweeper and recovery at start.
 //! - [`chats`]: chat history recording (`chat_id` header) for the admin API and the gateway.
+//! - [`error_bodies`]: JSON bodies for the bare error responses of layers, on both HTTP surfaces.
 //! - [`gateway`]: the OpenAI gateway on `GATEWAY_ADDRESS`: API keys with quotas and budgets, and the
 //!   sessions it buys, reuses, renews and closes for each key and model.
 //! - [`api`]: the HTTP API: the reference's REST routes and JSON, reference-compatible Basic auth
@@ -46,6 +47,7 @@ pub mod chain;
 pub mod chats;
 pub mod config;
 pub mod consumer;
+pub mod error_bodies;
 pub mod gateway;
 pub mod index;
 pub mod node;

@@ -5,12 +5,14 @@
 //! ([`chain::startup::verify`]), the store, the API's auth files (`proxy.conf` and the admin `.cookie`,
 //! created on first start), the wallet (from the configuration, else the key file the API writes), the
 //! RPC URLs (the list set through the API, else the configured one), the indexer (over a WebSocket
-//! new-heads subscription when configured, polling otherwise), the HTTP API bound on `WEB_ADDRESS`, and,
-//! when a wallet is set, the provider's MOR-RPC listener on `PROXY_ADDRESS`. The models config and the
+//! new-heads subscription when configured, polling otherwise), the OpenAI gateway bound on
+//! `GATEWAY_ADDRESS` (unless turned off), the HTTP API bound on `WEB_ADDRESS`, and, when a wallet is
+//! set, the provider's MOR-RPC listener on `PROXY_ADDRESS`. The models config and the
 //! consumer's `rating-config.json` are loaded and validated first of all (a bad entry stops start-up
-//! naming it). Then the indexer, the HTTP server, the provider server and the consumer's background
-//! work (session recovery, then the expiry sweeper, [`Consumer::run`]) run until `cancel` fires or one
-//! of them stops; the others are then stopped too.
+//! naming it). Then the indexer, the HTTP server, the gateway's server and its sweeper and usage writer
+//! ([`Gateway::run`]), the provider server and the consumer's background work (session recovery, then
+//! the expiry sweeper, [`Consumer::run`]) run until `cancel` fires or one of them stops; the others
+//! are then stopped too.
 
 use std::net::SocketAddr;
 

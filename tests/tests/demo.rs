@@ -1,5 +1,6 @@
 //! `make demo` as a smoke test: the demo binary walks the whole marketplace (anvil, contracts, stand-in
-//! backend, provider and consumer routers, onboarding, session by model, streamed chat, close) and, with
+//! backend, provider and consumer routers, onboarding, session by model, streamed chat, close, a chat
+//! through the OpenAI gateway with only an API key and the model name) and, with
 //! `DEMO_EXIT=1`, stops after writing its connection details.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -28,4 +29,12 @@ fn the_demo_walks_the_whole_marketplace() {
     assert!(info["consumer"]["openaiBaseUrl"].as_str().unwrap().ends_with("/v1"));
     assert!(info["openSession"].as_str().unwrap().starts_with("0x"));
     assert_eq!(info["credentials"]["user"], "admin");
+    // The gateway chat: nothing but an API key and the model name.
+    assert!(
+        stdout.contains("assistant: This is a demo reply to: Say hello through the gateway."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the gateway bought session 0x"), "{stdout}");
+    assert!(info["gateway"]["openaiBaseUrl"].as_str().unwrap().ends_with("/v1"));
+    assert!(info["gateway"]["apiKey"].as_str().unwrap().starts_with("sk-mor-"));
 }

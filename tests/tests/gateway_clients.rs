@@ -68,4 +68,10 @@ async fn the_openai_package_and_langchain_work_with_only_a_key_and_a_model_name(
     let seen = market.providers[0].backend.seen();
     assert_eq!(seen.requests.len(), 6, "{:?}", seen.requests);
     assert_eq!(seen.requests[0]["messages"][0]["content"], prompt);
+
+    // The gateway describes itself, without a key, exactly as the committed spec.
+    let spec = market.gateway().unwrap().get("/openapi.json", "").await.unwrap();
+    assert_eq!(spec.status, 200, "{}", spec.body);
+    let committed = std::fs::read_to_string(repo_root().join("docs").join("gateway-openapi.json")).unwrap();
+    assert_eq!(spec.json().unwrap(), serde_json::from_str::<Value>(&committed).unwrap());
 }

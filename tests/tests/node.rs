@@ -85,7 +85,8 @@ async fn run_follows_new_heads_over_a_websocket_subscription() {
             ("ETH_NODE_POLLING_INTERVAL", "600s".into()),
         ],
     );
-    let mut node = command(&vars, dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Started and listening: its migrations are done, so opening the store beside it cannot race them.
+    let mut node = RouterProcess::start(&vars, dir.path()).unwrap();
 
     let store = async {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -122,9 +123,7 @@ async fn run_follows_new_heads_over_a_websocket_subscription() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(store.providers().get(p).await.unwrap().unwrap().stake, stake);
-    assert!(node.try_wait().unwrap().is_none(), "the node keeps running");
-    node.kill().unwrap();
-    node.wait().unwrap();
+    assert!(node.is_running(), "the node keeps running");
 }
 
 #[tokio::test(flavor = "multi_thread")]

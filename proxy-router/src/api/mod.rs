@@ -61,7 +61,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -386,38 +385,24 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// Replaces the body of an error response that is not JSON (from a layer, axum or Swagger UI) with
 /// an [`ApiError`] body, keeping the status and the other headers (e.g. `Allow`).
 async fn json_error_bodies(response: Response) -> Response {
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if is_json {
-        return response;
-    }
-    let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => error::payload_too_large(),
-        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
-            "the request took too long and was cancelled",
-        ),
-        StatusCode::NOT_FOUND => ApiError::new(status, "not_found", "not found"),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method_not_allowed", "method not allowed"),
-        _ => ApiError::new(
-            status,
-            if status.is_server_error() { "internal" } else { "bad_request" },
-            status.canonical_reason().unwrap_or("error"),
-        ),
-    };
-    let (mut parts, _) = response.into_parts();
-    parts.headers.remove(CONTENT_TYPE);
-    parts.headers.remove(CONTENT_LENGTH);
-    let (new_parts, body) = error.into_response().into_parts();
-    parts.status = new_parts.status;
-    parts.headers.extend(new_parts.headers);
-    Response::from_parts(parts, body)
+    crate::error_bodies::ensure_json(response, |status| {
+        let error = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => error::payload_too_large(),
+            StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "the request took too long and was cancelled",
+            ),
+            StatusCode::NOT_FOUND => ApiError::new(status, "not_found", "not found"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ApiError::new(status, "method_not_allowed", "method not allowed")
+            }
+            _ => ApiError::new(
+                status,
+                if status.is_server_error() { "internal" } else { "bad_request" },
+                status.canonical_reason().unwrap_or("error"),
+            ),
+        };
+        error.into_response()
+    })
 }

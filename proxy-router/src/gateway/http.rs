@@ -8,10 +8,11 @@
 //! | POST | `/v1/embeddings` | the provider's embeddings object |
 //! | GET | `/v1/models` | `{"object":"list","data":[…]}`: the models with an active bid this key may use |
 //! | GET | `/v1/models/{model}` | one model object (by on-chain name or `0x` id) |
+//! | GET | `/openapi.json` | this surface's OpenAPI description (no key needed, [`super::openapi`]) |
 //!
 //! A model object is OpenAI's `{"id": <name>, "object": "model", "created", "owned_by": <owner>}` plus
-//! `model_id` (the marketplace id), `bids` (active bids) and `min_price_per_second` (wei, decimal
-//! text). Request bodies are relayed with every field kept; `model` names the marketplace model.
+//! `name` (the on-chain name), `model_id` (the marketplace id), `bids` (active bids) and
+//! `min_price_per_second` (wei, decimal text). Request bodies are relayed with every field kept; `model` names the marketplace model.
 //! Every answer carries `X-Request-Id` (the client's or a new one) and, for inference,
 //! `X-Session-Id` (the on-chain session that answered). Errors are OpenAI's shape
 //! ([`super::openai::OpenAiError`]), including the bounds' 413 and 504 and unknown routes' 404.
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -36,9 +37,13 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
 
 use super::keys::{KeyState, Reservation};
 use super::openai::{chat_to_completion, completion_to_chat, usage_chunk, OpenAiError};
+use super::openapi::{
+    ChatRequest, CompletionRequest, EmbeddingsRequest, ErrorResponse, ModelList, ModelObject, OPENAPI_PATH,
+};
 use super::sessions::InUse;
 use super::usage::UsageEvent;
 use super::{CatalogModel, Gateway, GatewayError};
@@ -73,6 +78,7 @@ pub fn router(gateway: Gateway, limits: Limits) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*model}", get(get_model))
+        .route(OPENAPI_PATH, get(spec))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(gateway)
@@ -104,14 +110,68 @@ enum Route {
     Embeddings,
 }
 
+/// A chat answer from the marketplace: OpenAI JSON, or SSE with `"stream": true`.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "openai",
+    operation_id = "createChatCompletion",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The provider's `chat.completion` (JSON) or `chat.completion.chunk` events ending with `data: [DONE]` (SSE); `X-Session-Id` names the session", content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "A malformed body (`param` names the field), or the model's own error", body = ErrorResponse),
+        (status = 401, description = "No key, or an unknown, revoked or expired key (`invalid_api_key`)", body = ErrorResponse),
+        (status = 403, description = "The key may not use the model (`model_not_allowed`)", body = ErrorResponse),
+        (status = 404, description = "No such model, or no active bid on it (`model_not_found`)", body = ErrorResponse),
+        (status = 429, description = "Quota or budget used up (`insufficient_quota`), or the rate limit (`rate_limit_exceeded`, with `Retry-After`)", body = ErrorResponse),
+        (status = 503, description = "No provider could serve (`no_provider_available`, each one tried and why), or the node cannot pay", body = ErrorResponse),
+        (status = 504, description = "The provider or the whole request took too long", body = ErrorResponse),
+    )
+)]
 async fn chat(State(gateway): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
     serve(gateway, headers, body, Route::Chat).await
 }
 
+/// A legacy completion, served as a chat and answered as a `text_completion`.
+#[utoipa::path(
+    post,
+    path = "/v1/completions",
+    tag = "openai",
+    operation_id = "createCompletion",
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "A `text_completion` (JSON) or its events (SSE)", content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "A malformed body (`param` names the field), or the model's own error", body = ErrorResponse),
+        (status = 401, description = "No key, or an unknown, revoked or expired key (`invalid_api_key`)", body = ErrorResponse),
+        (status = 403, description = "The key may not use the model (`model_not_allowed`)", body = ErrorResponse),
+        (status = 404, description = "No such model, or no active bid on it (`model_not_found`)", body = ErrorResponse),
+        (status = 429, description = "Quota or budget used up (`insufficient_quota`), or the rate limit (`rate_limit_exceeded`, with `Retry-After`)", body = ErrorResponse),
+        (status = 503, description = "No provider could serve (`no_provider_available`, each one tried and why), or the node cannot pay", body = ErrorResponse),
+        (status = 504, description = "The provider or the whole request took too long", body = ErrorResponse),
+    )
+)]
 async fn completions(State(gateway): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
     serve(gateway, headers, body, Route::Completions).await
 }
 
+/// Embeddings from the marketplace.
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    tag = "openai",
+    operation_id = "createEmbedding",
+    request_body = EmbeddingsRequest,
+    responses(
+        (status = 200, description = "The provider's embeddings object", content_type = "application/json"),
+        (status = 400, description = "A malformed body (`param` names the field), or the model's own error", body = ErrorResponse),
+        (status = 401, description = "No key, or an unknown, revoked or expired key (`invalid_api_key`)", body = ErrorResponse),
+        (status = 403, description = "The key may not use the model (`model_not_allowed`)", body = ErrorResponse),
+        (status = 404, description = "No such model, or no active bid on it (`model_not_found`)", body = ErrorResponse),
+        (status = 429, description = "Quota or budget used up (`insufficient_quota`), or the rate limit (`rate_limit_exceeded`, with `Retry-After`)", body = ErrorResponse),
+        (status = 503, description = "No provider could serve (`no_provider_available`, each one tried and why), or the node cannot pay", body = ErrorResponse),
+        (status = 504, description = "The provider or the whole request took too long", body = ErrorResponse),
+    )
+)]
 async fn embeddings(State(gateway): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
     serve(gateway, headers, body, Route::Embeddings).await
 }
@@ -354,43 +414,60 @@ fn stream(
     })
 }
 
-/// One model in OpenAI's object shape plus the marketplace's fields.
-fn model_object(model: &CatalogModel, named: bool) -> Value {
-    json!({
-        "id": if named { model.name.clone() } else { format!("{:#x}", model.id) },
-        "object": "model",
-        "created": model.created_at,
-        "owned_by": format!("{:#x}", model.owner),
-        "name": model.name,
-        "model_id": format!("{:#x}", model.id),
-        "bids": model.bids,
-        "min_price_per_second": model.min_price_per_second.map(|p| p.to_string()),
-    })
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "openai",
+    operation_id = "listModels",
+    responses(
+        (status = 200, description = "OpenAI's model list", body = ModelList),
+        (status = 401, description = "No key, or an unknown, revoked or expired key (`invalid_api_key`)", body = ErrorResponse),
+        (status = 429, description = "The rate limit (`rate_limit_exceeded`)", body = ErrorResponse),
+    )
+)]
 async fn list_models(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
     let listed = async {
         let key = authenticate(&gateway, &headers)?;
         let snapshot = gateway.catalog().snapshot().await?;
-        let data: Vec<Value> = snapshot
+        let data: Vec<ModelObject> = snapshot
             .models
             .iter()
             .filter(|m| m.bids > 0 && key.allows(&m.id))
-            .map(|m| model_object(m, snapshot.is_named(m)))
+            .map(|m| ModelObject::of(m, snapshot.is_named(m)))
             .collect();
-        Ok::<_, GatewayError>(Json(json!({"object": "list", "data": data})).into_response())
+        Ok::<_, GatewayError>(Json(ModelList { object: "list", data }).into_response())
     };
     listed.await.unwrap_or_else(|e| OpenAiError::from(e).into_response())
 }
 
+/// One model, by on-chain name or `0x` id.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model}",
+    tag = "openai",
+    operation_id = "retrieveModel",
+    responses(
+        (status = 200, description = "The model", body = ModelObject),
+        (status = 403, description = "The key may not use the model (`model_not_allowed`)", body = ErrorResponse),
+        (status = 404, description = "No such model (`model_not_found`)", body = ErrorResponse),
+        (status = 401, description = "No key, or an unknown, revoked or expired key (`invalid_api_key`)", body = ErrorResponse),
+        (status = 429, description = "The rate limit (`rate_limit_exceeded`)", body = ErrorResponse),
+    ),
+    params(("model" = String, Path, description = "The model's on-chain name or `0x` id"))
+)]
 async fn get_model(State(gateway): State<Gateway>, headers: HeaderMap, Path(name): Path<String>) -> Response {
     let found = async {
         let key = authenticate(&gateway, &headers)?;
         let model = model_of(&gateway, &key, &name).await?;
         let snapshot = gateway.catalog().snapshot().await?;
-        Ok::<_, GatewayError>(Json(model_object(&model, snapshot.is_named(&model))).into_response())
+        Ok::<_, GatewayError>(Json(ModelObject::of(&model, snapshot.is_named(&model))).into_response())
     };
     found.await.unwrap_or_else(|e| OpenAiError::from(e).into_response())
+}
+
+/// The gateway's OpenAPI description (no key needed: it holds nothing secret).
+async fn spec() -> Response {
+    Json(super::openapi::Doc::openapi()).into_response()
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> OpenAiError {
@@ -413,43 +490,27 @@ async fn method_not_allowed(method: Method, uri: Uri) -> OpenAiError {
 
 /// Gives the error responses of the layers (413, 504) OpenAI's JSON body.
 async fn openai_error_bodies(response: Response) -> Response {
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if is_json {
-        return response;
-    }
-    let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => OpenAiError::new(
-            status,
-            "invalid_request_error",
-            "request_too_large",
-            "the request body is larger than the gateway accepts (PROXY_MAX_PROMPT_BYTES)",
-        ),
-        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => OpenAiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "api_error",
-            "timeout",
-            "the request took too long and was cancelled",
-        ),
-        _ => OpenAiError::new(
-            status,
-            if status.is_server_error() { "api_error" } else { "invalid_request_error" },
-            if status.is_server_error() { "internal_error" } else { "bad_request" },
-            status.canonical_reason().unwrap_or("error"),
-        ),
-    };
-    let (mut parts, _) = response.into_parts();
-    parts.headers.remove(CONTENT_TYPE);
-    parts.headers.remove(CONTENT_LENGTH);
-    let (new_parts, body) = error.into_response().into_parts();
-    parts.status = new_parts.status;
-    parts.headers.extend(new_parts.headers);
-    Response::from_parts(parts, body)
+    crate::error_bodies::ensure_json(response, |status| {
+        let error = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => OpenAiError::new(
+                status,
+                "invalid_request_error",
+                "request_too_large",
+                "the request body is larger than the gateway accepts (PROXY_MAX_PROMPT_BYTES)",
+            ),
+            StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => OpenAiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "api_error",
+                "timeout",
+                "the request took too long and was cancelled",
+            ),
+            _ => OpenAiError::new(
+                status,
+                if status.is_server_error() { "api_error" } else { "invalid_request_error" },
+                if status.is_server_error() { "internal_error" } else { "bad_request" },
+                status.canonical_reason().unwrap_or("error"),
+            ),
+        };
+        error.into_response()
+    })
 }

@@ -11,6 +11,7 @@
 //!   key's MOR budget; the sweeper that closes what is due ([`Gateway::run`]).
 //! - [`usage`]: the writer that makes each answered request's usage durable off the request path.
 //! - [`openai`]: OpenAI's error shape and the `/v1/completions` ↔ chat translation.
+//! - [`openapi`]: the OpenAPI description of the gateway's routes (`/openapi.json`).
 //! - [`http`]: the listener's axum router (`GATEWAY_ADDRESS`): the OpenAI routes only, CORS, bounds.
 //!
 //! Everything the gateway decides is in SQLite (`store::ApiKeysRepo`, `store::GatewaySessionsRepo`)
@@ -24,6 +25,7 @@ pub mod catalog;
 pub mod http;
 pub mod keys;
 pub mod openai;
+pub mod openapi;
 pub mod sessions;
 pub mod usage;
 

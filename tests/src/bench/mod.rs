@@ -9,7 +9,10 @@
 //! - `litellm`: the LiteLLM proxy with the backend as an OpenAI-compatible model ([`procs::start_litellm`]);
 //! - `proxy-router`: our consumer router → MOR-RPC → our provider router → the backend, on a session
 //!   opened through [`crate::market`]. anvil is needed to open the session only: it is **stopped
-//!   before anything is measured**, so a chain call on the prompt path would fail the request.
+//!   before anything is measured**, so a chain call on the prompt path would fail the request;
+//! - `gateway`: the same two routers reached through the consumer's OpenAI gateway with nothing but an
+//!   API key and the model name; the gateway opens its own session for the key before anvil stops.
+//!   What it adds over `proxy-router` is the gateway's own cost (key, model, session lookup, usage).
 //!
 //! Per path and concurrency: requests per second, latency percentiles and what they add over
 //! `direct`, time to first chunk and per-chunk time of streams, CPU seconds per 1 000 requests of the
@@ -20,8 +23,10 @@
 pub mod backend;
 pub mod load;
 pub mod procs;
+mod report;
 
-use std::fmt::Write as _;
+pub use report::splice;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +37,7 @@ use serde::Serialize;
 
 use self::backend::{BenchBackend, Knobs};
 use self::load::{Outcome, Phase, Target};
-use crate::market::{Market, MarketOptions, ADMIN};
+use crate::market::{Market, MarketOptions, ADMIN, MODEL_NAME};
 
 /// Name of the baseline path.
 pub const DIRECT: &str = "direct";
@@ -40,8 +45,10 @@ pub const DIRECT: &str = "direct";
 pub const NGINX: &str = "nginx";
 /// Name of LiteLLM's path.
 pub const LITELLM: &str = "litellm";
-/// Name of our path (consumer + provider).
+/// Name of our path (consumer + provider) with the session in the `session_id` header.
 pub const OURS: &str = "proxy-router";
+/// Name of our path through the consumer's OpenAI gateway: an API key and the model name only.
+pub const GATEWAY: &str = "gateway";
 
 /// What to run.
 #[derive(Debug, Clone, Serialize)]
@@ -297,6 +304,8 @@ pub struct Report {
 
 struct Path {
     target: Target,
+    /// The `model` its requests name.
+    model: &'static str,
     pids: Vec<u32>,
     processes: String,
 }
@@ -325,7 +334,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         ("PROXY_MAX_CONNECTIONS".to_owned(), "1000000".to_owned()),
         quiet.clone(),
     ];
-    options.consumer_env = vec![quiet];
+    options.consumer_env = vec![
+        // The gateway's one session for the key carries the whole load too.
+        ("GATEWAY_SESSION_CONCURRENCY".to_owned(), "1000000".to_owned()),
+        quiet,
+    ];
     let mut market = Market::start_with(&options).await.context("start the marketplace")?;
     let session = market.open_session(3600).context("open a session")?;
     eprintln!("bench: session {session} open");
@@ -338,16 +351,22 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     let ours = Target::new(OURS, consumer.url("/v1/chat/completions"))
         .header("authorization", &auth)?
         .header("session_id", &session)?;
+    let (_, api_key) = market.create_key(&serde_json::json!({"name": "bench"}))?;
+    let gateway = Target::new(GATEWAY, consumer.gateway_url("/v1/chat/completions")?)
+        .header("authorization", &format!("Bearer {api_key}"))?;
     let client = load::client()?;
-    // One prompt of each kind before the chain goes away (the consumer learns the provider's key).
+    // One prompt of each kind before the chain goes away (the consumer learns the provider's key, the
+    // gateway opens the key's session).
     for stream in [false, true] {
         load::request(&client, &ours, &load::chat_body(backend::MODEL, 64, stream)).await?;
+        load::request(&client, &gateway, &load::chat_body(MODEL_NAME, 64, stream)).await?;
     }
     market.chain.anvil.stop();
     eprintln!("bench: anvil stopped; from here on a chain call would fail the request");
 
     let mut paths = vec![Path {
         target: Target::new(DIRECT, backend.chat_url()),
+        model: backend::MODEL,
         pids: Vec::new(),
         processes: "the fake backend itself (no proxy)".to_owned(),
     }];
@@ -356,6 +375,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         eprintln!("bench: nginx on {}", nginx.base_url);
         paths.push(Path {
             target: Target::new(NGINX, format!("{}/v1/chat/completions", nginx.base_url)),
+            model: backend::MODEL,
             pids: vec![nginx.pid()],
             processes: "nginx master + workers (one per core)".to_owned(),
         });
@@ -368,6 +388,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         eprintln!("bench: litellm on {}", litellm.base_url);
         paths.push(Path {
             target: Target::new(LITELLM, format!("{}/v1/chat/completions", litellm.base_url)),
+            model: backend::MODEL,
             pids: vec![litellm.pid()],
             processes: "litellm proxy (one worker) and its children".to_owned(),
         });
@@ -377,16 +398,23 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     };
     paths.push(Path {
         target: ours,
+        model: backend::MODEL,
         pids: ours_pids.clone(),
         processes: "consumer router + provider router".to_owned(),
+    });
+    let ours_index = paths.len() - 1;
+    paths.push(Path {
+        target: gateway,
+        model: MODEL_NAME,
+        pids: ours_pids,
+        processes: "consumer router (its gateway) + provider router".to_owned(),
     });
 
     // The memory test first, on fresh processes.
     let mut idle = Vec::new();
     for &n in &settings.idle_streams {
         let result =
-            idle_streams(&client, &paths[paths.len() - 1].target, &backend, n, consumer_pid, provider_pid)
-                .await;
+            idle_streams(&client, &paths[ours_index].target, &backend, n, consumer_pid, provider_pid).await;
         eprintln!(
             "bench: {} idle streams: {} open, {:.1} KiB per stream",
             n, result.opened, result.per_stream_kb
@@ -409,9 +437,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     let warmup_time = Duration::from_secs_f64(settings.warmup_s);
     let kinds = [("json", false, &settings.json_concurrency), ("stream", true, &settings.stream_concurrency)];
     for (kind, stream, concurrencies) in kinds {
-        let body = load::chat_body(backend::MODEL, settings.prompt_bytes, stream);
         for &concurrency in concurrencies.iter() {
             for path in &paths {
+                let body = load::chat_body(path.model, settings.prompt_bytes, stream);
                 let warmup =
                     Phase { concurrency, duration: warmup_time, max_requests: settings.max_requests };
                 load::run(&client, &path.target, &body, warmup).await;
@@ -457,7 +485,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
             start_rss_kb,
         })
         .collect();
-    let targets = check_targets(&runs, &idle, settings);
+    let targets = report::check_targets(&runs, &idle, settings);
     drop(market);
     Ok(Report {
         machine,
@@ -602,322 +630,5 @@ fn fill_added(runs: &mut [Run]) {
         if let (Some(p), Some(b)) = (&o.per_event, &base.per_event) {
             run.added_per_event_p50_us = Some(p.p50_us - b.p50_us);
         }
-    }
-}
-
-fn find<'a>(runs: &'a [Run], kind: &str, concurrency: usize, path: &str) -> Option<&'a Run> {
-    runs.iter().find(|r| r.kind == kind && r.concurrency == concurrency && r.path == path)
-}
-
-fn check_targets(runs: &[Run], idle: &[IdleStreams], settings: &Settings) -> Vec<TargetCheck> {
-    let mut checks = Vec::new();
-    let top = settings.json_concurrency.iter().copied().max().unwrap_or(1);
-    let ours = find(runs, "json", top, OURS);
-    let ms = |us: f64| format!("{:.2} ms", us / 1000.0);
-    let both = |a: Option<f64>, b: Option<f64>| a.zip(b);
-    match ours.and_then(|r| both(r.added_p50_us, r.added_p99_us)) {
-        Some((p50, p99)) => {
-            checks.push(TargetCheck {
-                target: format!("added latency p50 ≤ 0.3 ms, 1 KiB JSON chat, both hops, c={top}"),
-                measured: ms(p50),
-                met: Some(p50 <= 300.0),
-            });
-            checks.push(TargetCheck {
-                target: format!("added latency p99 ≤ 1.5 ms, 1 KiB JSON chat, both hops, c={top}"),
-                measured: ms(p99),
-                met: Some(p99 <= 1500.0),
-            });
-        }
-        None => checks.push(TargetCheck {
-            target: "added latency p50 ≤ 0.3 ms, p99 ≤ 1.5 ms".into(),
-            measured: "not measured".into(),
-            met: None,
-        }),
-    }
-    let rps = |path: &str| find(runs, "json", top, path).map(|r| r.outcome.rps).filter(|r| *r > 0.0);
-    let ours_rps = rps(OURS);
-    let ratio = |other: &str, want: f64, what: &str| match both(ours_rps, rps(other)) {
-        Some((o, t)) => TargetCheck {
-            target: format!("throughput ≥ {what} at c={top}"),
-            measured: format!("{o:.0} vs {t:.0} req/s = {:.2}×", o / t),
-            met: Some(o / t >= want),
-        },
-        None => TargetCheck {
-            target: format!("throughput ≥ {what} at c={top}"),
-            measured: "not measured".into(),
-            met: None,
-        },
-    };
-    checks.push(ratio(NGINX, 0.5, "50 % of nginx's one hop"));
-    checks.push(ratio(LITELLM, 10.0, "10× LiteLLM's"));
-    let stream = find(runs, "stream", 1, OURS).or_else(|| {
-        let c = settings.stream_concurrency.iter().copied().min().unwrap_or(1);
-        find(runs, "stream", c, OURS)
-    });
-    let stream_c = stream.map_or(1, |r| r.concurrency);
-    match stream.and_then(|r| r.added_per_event_p50_us) {
-        Some(us) => checks.push(TargetCheck {
-            target: format!("streaming: ≤ 50 µs added per chunk (c={stream_c})"),
-            measured: format!("{us:.0} µs"),
-            met: Some(us <= 50.0),
-        }),
-        None => checks.push(TargetCheck {
-            target: "streaming: ≤ 50 µs added per chunk".into(),
-            measured: "not measured".into(),
-            met: None,
-        }),
-    }
-    match stream.and_then(|r| r.added_ttfc_p50_us) {
-        Some(us) => checks.push(TargetCheck {
-            target: format!("streaming: ≤ 1 ms added time to first chunk (p50, c={stream_c})"),
-            measured: ms(us),
-            met: Some(us <= 1000.0),
-        }),
-        None => checks.push(TargetCheck {
-            target: "streaming: ≤ 1 ms added time to first chunk".into(),
-            measured: "not measured".into(),
-            met: None,
-        }),
-    }
-    match idle.iter().max_by_key(|i| i.streams) {
-        Some(i) => checks.push(TargetCheck {
-            target: format!("≤ 64 KiB RSS per idle open stream at {} streams", i.streams),
-            measured: format!("{:.1} KiB ({} of {} open)", i.per_stream_kb, i.opened, i.streams),
-            met: Some(i.opened == i.streams && i.per_stream_kb <= 64.0),
-        }),
-        None => checks.push(TargetCheck {
-            target: "≤ 64 KiB RSS per idle open stream".into(),
-            measured: "not measured".into(),
-            met: None,
-        }),
-    }
-    checks
-}
-
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or("—".to_owned(), |v| format!("{v:.digits$}"))
-}
-
-fn path_title(name: &str) -> &str {
-    match name {
-        DIRECT => "direct",
-        NGINX => "nginx (1 hop)",
-        LITELLM => "LiteLLM (1 hop)",
-        OURS => "**proxy-router** (2 hops)",
-        other => other,
-    }
-}
-
-impl Report {
-    /// The Markdown tables of the run (the part of `docs/benchmarks.md` the benchmark writes).
-    pub fn markdown(&self) -> String {
-        let mut md = String::new();
-        let m = &self.machine;
-        let s = &self.settings;
-        let _ = writeln!(
-            md,
-            "Run of {}, {} × {} (Linux {}); the benchmark took {:.0} s. Each phase {:.0} s after {:.0} s of \
-             warm-up; loopback only.\n",
-            m.date, m.cores, m.cpu, m.kernel, self.elapsed_s, s.phase_s, s.warmup_s
-        );
-
-        let _ = writeln!(md, "#### Targets\n\n| Target | Measured | Met |\n|---|---|---|");
-        for t in &self.targets {
-            let met = match t.met {
-                Some(true) => "met",
-                Some(false) => "**missed**",
-                None => "not measured",
-            };
-            let _ = writeln!(md, "| {} | {} | {} |", t.target, t.measured, met);
-        }
-
-        let _ = writeln!(
-            md,
-            "\n#### Non-streamed chat ({} B prompt, {} B answer content)\n\n\
-             | Concurrency | Path | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU s / 1000 req | errors |\n\
-             |---|---|---|---|---|---|---|---|---|",
-            s.prompt_bytes, s.json_bytes
-        );
-        for r in self.runs.iter().filter(|r| r.kind == "json") {
-            let o = &r.outcome;
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
-                r.concurrency,
-                path_title(&r.path),
-                o.rps,
-                o.latency.p50_us / 1000.0,
-                o.latency.p99_us / 1000.0,
-                opt(r.added_p50_us.map(|v| v / 1000.0), 2),
-                opt(r.added_p99_us.map(|v| v / 1000.0), 2),
-                opt(r.cpu_s_per_1000, 2),
-                o.errors
-            );
-        }
-
-        let _ = writeln!(
-            md,
-            "\n#### Streamed chat ({} events of {} B content, back to back, then `[DONE]`)\n\n\
-             | Concurrency | Path | streams/s | TTFC p50 ms | added TTFC p50 ms | per chunk p50 µs | added per chunk µs | whole stream p50 ms | CPU s / 1000 streams | errors |\n\
-             |---|---|---|---|---|---|---|---|---|---|",
-            s.stream_chunks, s.chunk_bytes
-        );
-        for r in self.runs.iter().filter(|r| r.kind == "stream") {
-            let o = &r.outcome;
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.0} | {:.2} | {} | {} | {} | {:.2} | {} | {} |",
-                r.concurrency,
-                path_title(&r.path),
-                o.rps,
-                o.ttfc.p50_us / 1000.0,
-                opt(r.added_ttfc_p50_us.map(|v| v / 1000.0), 2),
-                opt(o.per_event.map(|p| p.p50_us), 1),
-                opt(r.added_per_event_p50_us, 1),
-                o.latency.p50_us / 1000.0,
-                opt(r.cpu_s_per_1000, 2),
-                o.errors
-            );
-        }
-
-        let others = [NGINX, LITELLM].into_iter().filter(|p| self.paths.iter().any(|i| i.name == *p));
-        let others: Vec<&str> = others.collect();
-        if !others.is_empty() {
-            let _ = write!(md, "\n#### Ratios (proxy-router ÷ other)\n\n| Measure |");
-            for o in &others {
-                let _ = write!(md, " us / {} |", path_title(o));
-            }
-            let _ = write!(md, "\n|---|");
-            for _ in &others {
-                let _ = write!(md, "---|");
-            }
-            let _ = writeln!(md);
-            let mut row = |label: String, value: &dyn Fn(&Run) -> Option<f64>, kind: &str, c: usize| {
-                let ours = find(&self.runs, kind, c, OURS).and_then(value);
-                let _ = write!(md, "| {label} |");
-                for o in &others {
-                    let theirs = find(&self.runs, kind, c, o).and_then(value);
-                    let cell = match (ours, theirs) {
-                        (Some(a), Some(b)) if b.abs() > f64::EPSILON => format!("{:.2}", a / b),
-                        _ => "—".to_owned(),
-                    };
-                    let _ = write!(md, " {cell} |");
-                }
-                let _ = writeln!(md);
-            };
-            for &c in &s.json_concurrency {
-                row(format!("req/s, JSON, c={c}"), &|r| Some(r.outcome.rps), "json", c);
-            }
-            for &c in &s.json_concurrency {
-                row(format!("added p50 latency, JSON, c={c}"), &|r| r.added_p50_us, "json", c);
-            }
-            for &c in &s.json_concurrency {
-                row(format!("CPU s per 1000 req, JSON, c={c}"), &|r| r.cpu_s_per_1000, "json", c);
-            }
-            for &c in &s.stream_concurrency {
-                row(format!("added TTFC p50, stream, c={c}"), &|r| r.added_ttfc_p50_us, "stream", c);
-            }
-            let rss = |name: &str| self.paths.iter().find(|p| p.name == name).and_then(|p| p.peak_rss_kb);
-            let _ = write!(md, "| peak RSS |");
-            for o in &others {
-                let cell = match (rss(OURS), rss(o)) {
-                    (Some(a), Some(b)) if b > 0 => format!("{:.2}", a as f64 / b as f64),
-                    _ => "—".to_owned(),
-                };
-                let _ = write!(md, " {cell} |");
-            }
-            let _ = writeln!(md);
-        }
-
-        let since = if self.peak_rss_after_memory_test { "the load phases" } else { "the whole run" };
-        let _ = writeln!(
-            md,
-            "\n#### Peak RSS (`VmHWM`, summed over the path's processes, over {since})\n\n\
-             | Path | Processes | RSS MiB at the start of the load phases | Peak RSS MiB |\n|---|---|---|---|"
-        );
-        for p in &self.paths {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                path_title(&p.name),
-                p.processes,
-                opt(p.start_rss_kb.map(|k| k as f64 / 1024.0), 1),
-                opt(p.peak_rss_kb.map(|k| k as f64 / 1024.0), 1)
-            );
-        }
-
-        let c = &self.crypto;
-        let _ = writeln!(
-            md,
-            "\n#### The protocol's cryptography per chunk on this machine\n\n\
-             One {}-byte chunk, timed in the benchmark process as the routers do it (one ephemeral ECIES key per \
-             answer, a fresh IV per frame): the provider encrypts it and signs the frame in {:.1} µs; the \
-             consumer checks the signature and decrypts in {:.1} µs: {:.1} µs of CPU per chunk that no amount of \
-             relay tuning removes (with the two routers on two cores, the per-chunk time can approach the larger \
-             of the two).",
-            c.chunk_bytes,
-            c.provider_us,
-            c.consumer_us,
-            c.provider_us + c.consumer_us
-        );
-
-        if !self.idle_streams.is_empty() {
-            let _ = writeln!(
-                md,
-                "\n#### Idle open streams through both routers\n\n\
-                 | Streams | Opened | Open in s | Consumer RSS MiB before → open | Provider RSS MiB before → open | Added KiB per stream |\n\
-                 |---|---|---|---|---|---|"
-            );
-            for i in &self.idle_streams {
-                let mib = |k: u64| k as f64 / 1024.0;
-                let _ = writeln!(
-                    md,
-                    "| {} | {}{} | {:.1} | {:.1} → {:.1} | {:.1} → {:.1} | {:.1} |",
-                    i.streams,
-                    i.opened,
-                    if i.failed > 0 { format!(" ({} failed)", i.failed) } else { String::new() },
-                    i.open_s,
-                    mib(i.consumer_before_kb),
-                    mib(i.consumer_open_kb),
-                    mib(i.provider_before_kb),
-                    mib(i.provider_open_kb),
-                    i.per_stream_kb
-                );
-            }
-        }
-        md
-    }
-
-    /// Every answered count of every run (for checks).
-    pub fn answered(&self) -> u64 {
-        self.runs.iter().map(|r| r.outcome.ok).sum()
-    }
-}
-
-/// Replaces the text between `<!-- bench:begin -->` and `<!-- bench:end -->` in `doc` with `generated`
-/// (appends the markers and the text when they are missing).
-pub fn splice(doc: &str, generated: &str) -> String {
-    const BEGIN: &str = "<!-- bench:begin -->";
-    const END: &str = "<!-- bench:end -->";
-    match (doc.find(BEGIN), doc.find(END)) {
-        (Some(b), Some(e)) if b < e => {
-            format!("{}{BEGIN}\n{generated}{END}{}", &doc[..b], &doc[e + END.len()..])
-        }
-        _ => format!("{doc}\n{BEGIN}\n{generated}{END}\n"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splice_replaces_between_markers_or_appends() {
-        let doc = "# B\n\nintro\n<!-- bench:begin -->\nold\n<!-- bench:end -->\ntail\n";
-        assert_eq!(
-            splice(doc, "new\n"),
-            "# B\n\nintro\n<!-- bench:begin -->\nnew\n<!-- bench:end -->\ntail\n"
-        );
-        assert_eq!(splice("# B\n", "x\n"), "# B\n\n<!-- bench:begin -->\nx\n<!-- bench:end -->\n");
     }
 }

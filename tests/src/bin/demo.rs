@@ -7,12 +7,14 @@
 //! 3. a provider router (anvil account 2) serving that backend, and a consumer router (account 3);
 //! 4. through the provider's API: register the provider, a model and a bid;
 //! 5. through the consumer's API: open a session by model, stream one chat answer to the terminal, close
-//!    the session; then the balances before and after.
+//!    the session; then the balances before and after;
+//! 6. through the consumer's admin API: create an API key, then stream one chat through the consumer's
+//!    OpenAI gateway with nothing but that key and the model name (the gateway buys the session).
 //!
 //! Then it keeps running (Ctrl-C stops everything) and prints, and writes to `DEMO_INFO_FILE` (default
-//! `target/demo/connection.json`), the Swagger URLs, the consumer's OpenAI base URL, the credentials and
-//! an open session for `curl` or any OpenAI client. With `DEMO_EXIT=1` it stops after the walk-through
-//! (the smoke test in `make test` uses that).
+//! `target/demo/connection.json`), the Swagger URLs, the gateway's base URL and API key (`gateway.*`),
+//! the consumer's admin OpenAI route, the credentials and an open session for `curl` or any OpenAI
+//! client. With `DEMO_EXIT=1` it stops after the walk-through (the smoke test in `make test` uses that).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -75,6 +77,42 @@ fn mor(amount: U256) -> String {
     let frac = format!("{:018}", amount % U256::from(MOR));
     let frac = frac.trim_end_matches('0');
     format!("{whole}.{} MOR", if frac.is_empty() { "0" } else { frac })
+}
+
+/// Streams one chat answer with `curl` (extra `args` give the auth, body and URL), printing its text as
+/// it arrives; fails on an error frame or a stream that ends without `[DONE]`.
+fn stream_chat(args: &[String]) -> anyhow::Result<()> {
+    let mut child = Command::new("curl")
+        .args(["-sS", "-N", "-H", "content-type: application/json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut done = false;
+    let mut other = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        let Some(data) = line.strip_prefix("data: ") else {
+            other.push_str(&line);
+            continue;
+        };
+        if data.trim() == "[DONE]" {
+            done = true;
+            break;
+        }
+        let chunk: Value = serde_json::from_str(data).with_context(|| format!("bad frame {data}"))?;
+        if let Some(error) = chunk.get("error") {
+            bail!("the chat failed: {error}");
+        }
+        if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
+            print!("{text}");
+            std::io::stdout().flush()?;
+        }
+    }
+    println!();
+    child.wait()?;
+    ensure!(done, "the stream ended without [DONE]: {other}");
+    Ok(())
 }
 
 /// How far the demo moves anvil's clock while the session is open, so the close pays for real use.
@@ -232,34 +270,16 @@ async fn main() -> anyhow::Result<()> {
     println!("== Consumer: one streamed chat answer through both routers");
     let prompt = json!({"model": backend_model, "stream": true,
                         "messages": [{"role": "user", "content": "Say hello to the Morpheus marketplace in one sentence."}]});
-    let mut child = Command::new("curl")
-        .args(["-sS", "-N", "-u", &cookie, "-H", "content-type: application/json", "-H"])
-        .arg(format!("session_id: {session_id}"))
-        .args(["-d", &prompt.to_string(), &consumer.url("/v1/chat/completions")])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
     print!("   assistant: ");
-    let mut done = false;
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        let Some(data) = line.strip_prefix("data: ") else { continue };
-        if data.trim() == "[DONE]" {
-            done = true;
-            break;
-        }
-        let chunk: Value = serde_json::from_str(data).with_context(|| format!("bad frame {data}"))?;
-        if let Some(error) = chunk.get("error") {
-            bail!("the chat failed: {error}");
-        }
-        if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
-            print!("{text}");
-            std::io::stdout().flush()?;
-        }
-    }
-    println!();
-    child.wait()?;
-    ensure!(done, "the stream ended without [DONE]");
+    stream_chat(&[
+        "-u".to_owned(),
+        cookie.clone(),
+        "-H".to_owned(),
+        format!("session_id: {session_id}"),
+        "-d".to_owned(),
+        prompt.to_string(),
+        consumer.url("/v1/chat/completions"),
+    ])?;
 
     println!("== Moving anvil's clock {SESSION_USE_SECONDS} s forward: the session has been used that long");
     chain.advance_time(SESSION_USE_SECONDS).await?;
@@ -300,6 +320,33 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("   the rest came back at close. Withdraw it later with POST /blockchain/sessions/user/withdraw-stakes.");
 
+    println!(
+        "== Gateway: an API key for OpenAI clients, then one chat with only that key and the model name"
+    );
+    let key = c.post(
+        "/auth/keys",
+        &json!({"name": "demo", "models": [backend_model], "budgetMor": (50 * MOR).to_string()}),
+    )?;
+    let api_key = key["key"].as_str().context("no key in the answer")?.to_owned();
+    let gateway_base = consumer.gateway_url("/v1")?;
+    println!("   key {} (\"demo\", budget 50 MOR, model {backend_model})", key["id"]);
+    print!("   assistant: ");
+    let gateway_prompt = json!({"model": backend_model, "stream": true,
+                                "messages": [{"role": "user", "content": "Say hello through the gateway."}]});
+    stream_chat(&[
+        "-H".to_owned(),
+        format!("authorization: Bearer {api_key}"),
+        "-d".to_owned(),
+        gateway_prompt.to_string(),
+        format!("{gateway_base}/chat/completions"),
+    ])?;
+    let key = c.get(&format!("/auth/keys/{}", key["id"].as_str().unwrap_or_default()))?;
+    println!(
+        "   the gateway bought session {} for the key; usage: {}",
+        key["sessions"][0]["sessionId"].as_str().unwrap_or("?"),
+        key["usage"]
+    );
+
     // A second session stays open for the user to play with.
     let open =
         c.post(&format!("/blockchain/models/{model_id:#x}/session"), &json!({"sessionDuration": 3600}))?;
@@ -313,6 +360,7 @@ async fn main() -> anyhow::Result<()> {
         "modelId": format!("{model_id:#x}"),
         "openSession": open["sessionID"],
         "backend": backend_url,
+        "gateway": {"openaiBaseUrl": gateway_base, "apiKey": api_key, "model": backend_model},
     });
     let info_file = std::env::var("DEMO_INFO_FILE")
         .map(std::path::PathBuf::from)
@@ -322,8 +370,13 @@ async fn main() -> anyhow::Result<()> {
     println!("   provider Swagger UI   {}", provider.url("/swagger/index.html"));
     println!("   consumer Swagger UI   {}", consumer.url("/swagger/index.html"));
     println!(
-        "   OpenAI base URL       {} (API key unused; Basic auth admin:{ADMIN_PASSWORD})",
+        "   admin OpenAI route    {} (Basic auth admin:{ADMIN_PASSWORD} and a session_id header)",
         consumer.url("/v1")
+    );
+    println!("   gateway base URL      {gateway_base} (any OpenAI client)");
+    println!("   gateway API key       {api_key}");
+    println!(
+        "   try: curl -H 'authorization: Bearer {api_key}' -H 'content-type: application/json' -d '{{\"model\":\"{backend_model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}' {gateway_base}/chat/completions"
     );
     println!(
         "   open session          {} (send it as the session_id header)",

@@ -88,11 +88,12 @@ contract Marketplace is IMarketplace, IBidStorage, FacetBase {
         SafeERC20.safeTransfer(_token(), recipient_, amount);
     }
 
-    function getBidId(address provider_, bytes32 modelId_, uint256 nonce_) public pure returns (bytes32) {
+    // `view`, not `pure`, as the reference's IMarketplace declares them: the ABI clients bind to says view.
+    function getBidId(address provider_, bytes32 modelId_, uint256 nonce_) public view returns (bytes32) {
         return keccak256(abi.encodePacked(provider_, modelId_, nonce_));
     }
 
-    function getProviderModelId(address provider_, bytes32 modelId_) public pure returns (bytes32) {
+    function getProviderModelId(address provider_, bytes32 modelId_) public view returns (bytes32) {
         return keccak256(abi.encodePacked(provider_, modelId_));
     }
 

@@ -31,7 +31,7 @@ interface IMarketplace is IMarketplaceStorage {
 
     function withdrawFee(address recipient_, uint256 amount_) external;
 
-    function getBidId(address provider_, bytes32 modelId_, uint256 nonce_) external pure returns (bytes32);
+    function getBidId(address provider_, bytes32 modelId_, uint256 nonce_) external view returns (bytes32);
 
-    function getProviderModelId(address provider_, bytes32 modelId_) external pure returns (bytes32);
+    function getProviderModelId(address provider_, bytes32 modelId_) external view returns (bytes32);
 }
