@@ -497,6 +497,7 @@ contract EconomicsTest is MarketplaceTestBase {
         uint256 sod;
         uint256 total0;
         uint256 lock;
+        uint256 lateLock;
     }
 
     /// @dev For any stake, price, close time, dispute flag and payment mode: closeSession moves MOR only
@@ -546,6 +547,7 @@ contract EconomicsTest is MarketplaceTestBase {
 
     function _fuzzClose(FuzzCtx memory c_) internal returns (Snap memory b_) {
         vm.warp(c_.closeAt);
+        c_.lateLock = _expectedLateLock(c_);
         b_ = _snap();
         _closeSession(c_.sessionId, c_.disputed ? USER_KEY : PROVIDER_KEY);
         Snap memory a_ = _snap();
@@ -571,8 +573,18 @@ contract EconomicsTest is MarketplaceTestBase {
             assertEq(refund_ + c_.lock, c_.stake, "refund + lock = stake");
             assertEq(b_.funding - a_.funding, paid_, "funding pays the provider");
             assertEq(b_.diamond - a_.diamond, refund_, "diamond pays the refund");
-            if (!c_.early) assertEq(c_.lock, 0, "late close: no lock");
+            if (!c_.early) assertEq(c_.lock, c_.lateLock, "late close: v7.8 lock of the day of endsAt");
         }
+    }
+
+    /// @dev v7.8: what a late close (at `closeAt`, read before it) locks: the stake of the stipend used on
+    ///      the day of endsAt, while that day lasts.
+    function _expectedLateLock(FuzzCtx memory c_) internal view returns (uint256 lock_) {
+        if (c_.early || c_.direct) return 0;
+        uint256 endsSod_ = _startOfDay(c_.endsAt);
+        if (c_.closeAt >= endsSod_ + 1 days) return 0;
+        lock_ = sessionRouter.stipendToStake((c_.endsAt - _max(endsSod_, c_.openedAt)) * c_.price, uint128(endsSod_));
+        if (lock_ > c_.stake) lock_ = c_.stake;
     }
 
     /// @dev Next UTC day: the held part is claimable and the lock withdrawable; everything is settled.

@@ -248,7 +248,8 @@ contract SessionCloseTest is MarketplaceTestBase {
         bytes32 rules_ = RULES_SESSION;
         vm.prank(user);
         registry.delegateContract(delegatee, d.diamond, rules_, true);
-        vm.warp(block.timestamp + 2000); // after endsAt: the whole stake comes back
+        // After the day of endsAt: no v7.8 day-lock, the whole stake comes back.
+        vm.warp(_startOfDay(sessionRouter.getSession(sessionId_).endsAt) + 1 days + 100);
 
         Balances memory before_ = _balances();
         uint256 delegateBefore_ = token.balanceOf(delegatee);
@@ -294,33 +295,80 @@ contract SessionCloseTest is MarketplaceTestBase {
     // Money at close (§4.5)
     // ---------------------------------------------------------------------------------------------------
 
-    /// @dev (a) Late close: the whole stake back, the provider paid (endsAt - openedAt)·price by funding.
-    function test_close_late_fullRefundAndFullPayout() public {
+    /// @dev The stake the v7.8 day-lock keeps for a session closed at or after its end: the stipend used on
+    ///      the day of endsAt, capped at the stake.
+    function _lateLock(ISessionStorage.Session memory s_) internal view returns (uint256 lock_, uint128 sod_) {
+        sod_ = sessionRouter.startOfTheDay(s_.endsAt);
+        uint256 from_ = s_.openedAt > sod_ ? s_.openedAt : sod_;
+        lock_ = sessionRouter.stipendToStake((uint256(s_.endsAt) - from_) * PRICE, sod_);
+        if (lock_ > s_.stake) lock_ = s_.stake;
+    }
+
+    /// @dev (a) v7.8: a late close on the day of endsAt locks the stake of the stipend used that day until
+    ///      the next UTC day; the provider is paid (endsAt - openedAt)·price by funding.
+    function test_close_lateSameDay_locksUsedStipend_v78() public {
+        _warpBeforeMidnight(2 hours);
         bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
         ISessionStorage.Session memory s_ = sessionRouter.getSession(sessionId_);
         uint256 expectedPay_ = uint256(s_.endsAt - s_.openedAt) * PRICE;
         assertEq(expectedPay_, 1578 * PRICE, "1578 s");
         vm.warp(uint256(s_.endsAt) + 100);
+        (uint256 lock_, uint128 sod_) = _lateLock(s_);
+        assertEq(uint256(sod_), _startOfDay(block.timestamp), "closed on the day of endsAt");
+        assertGt(lock_, 0, "something locked");
 
         Balances memory before_ = _balances();
         _closeSession(sessionId_, PROVIDER_KEY);
         Balances memory after_ = _balances();
 
-        assertEq(after_.user, before_.user + SESSION_STAKE, "user: whole stake back");
+        assertEq(after_.user, before_.user + SESSION_STAKE - lock_, "user: stake minus today's stipend");
         assertEq(after_.provider, before_.provider + expectedPay_, "provider: endsAt - openedAt");
         assertEq(after_.funding, before_.funding - expectedPay_, "paid by funding");
-        assertEq(after_.diamond, before_.diamond - SESSION_STAKE, "diamond releases the stake");
-        _assertOnHold(0, 0, "no lock after a late close");
+        assertEq(after_.diamond, before_.diamond - (SESSION_STAKE - lock_), "diamond keeps the lock");
+        assertEq(after_.total, before_.total, "MOR conserved");
+        _assertOnHold(0, lock_, "locked until the next day");
         assertEq(sessionRouter.getSession(sessionId_).providerWithdrawnAmount, expectedPay_, "withdrawn");
         assertEq(sessionRouter.getProvidersTotalClaimed(), expectedPay_, "total claimed");
+
+        vm.warp(uint256(sod_) + 1 days - 1);
+        _assertOnHold(0, lock_, "still locked one second before midnight");
+        vm.warp(uint256(sod_) + 1 days);
+        _assertOnHold(lock_, 0, "released the next day");
+        vm.prank(user);
+        sessionRouter.withdrawUserStakes(user, 10);
+        assertEq(token.balanceOf(user), before_.user + SESSION_STAKE, "the whole stake back in the end");
     }
 
-    /// @dev (a) A late close with a dispute pays the provider in full too (no on-hold after endsAt).
-    function test_close_lateWithDispute_fullPayout() public {
+    /// @dev v7.8: a session that ran across midnight and closed late the next day locks only the stipend
+    ///      used on the day of endsAt (from midnight), not the day before.
+    function test_close_lateAcrossMidnight_locksFromMidnight_v78() public {
+        _warpBeforeMidnight(600);
+        bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
+        ISessionStorage.Session memory s_ = sessionRouter.getSession(sessionId_);
+        vm.warp(uint256(s_.endsAt) + 10);
+        (uint256 lock_, uint128 sod_) = _lateLock(s_);
+        assertEq(uint256(sod_), _startOfDay(s_.openedAt) + 1 days, "the day of endsAt");
+        assertEq(lock_, sessionRouter.stipendToStake((uint256(s_.endsAt) - sod_) * PRICE, sod_), "from midnight");
+        assertGt(lock_, 0, "something locked");
+
+        Balances memory before_ = _balances();
+        _closeSession(sessionId_, PROVIDER_KEY);
+        Balances memory after_ = _balances();
+
+        assertEq(after_.user, before_.user + SESSION_STAKE - lock_, "user: stake minus the day's stipend");
+        assertEq(after_.diamond, before_.diamond - (SESSION_STAKE - lock_), "diamond keeps the lock");
+        assertEq(after_.total, before_.total, "MOR conserved");
+        _assertOnHold(0, lock_, "locked until the next day");
+    }
+
+    /// @dev A late close after the day of endsAt is over locks nothing: that day's stipend cannot be
+    ///      bought again. The whole stake comes back, and a disputed late close pays the provider in full.
+    function test_close_lateNextDay_dispute_fullRefundAndFullPayout() public {
+        _warpBeforeMidnight(2 hours);
         bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
         ISessionStorage.Session memory s_ = sessionRouter.getSession(sessionId_);
         uint256 expectedPay_ = uint256(s_.endsAt - s_.openedAt) * PRICE;
-        vm.warp(uint256(s_.endsAt) + 1);
+        vm.warp(_startOfDay(s_.endsAt) + 1 days + 100);
 
         Balances memory before_ = _balances();
         _closeSession(sessionId_, USER_KEY);
@@ -330,8 +378,38 @@ contract SessionCloseTest is MarketplaceTestBase {
         assertEq(after_.user, before_.user + SESSION_STAKE, "user: whole stake back");
         assertEq(after_.provider, before_.provider + expectedPay_, "provider paid in full");
         assertEq(after_.funding, before_.funding - expectedPay_, "paid by funding");
-        assertEq(after_.diamond, before_.diamond - SESSION_STAKE, "diamond");
+        assertEq(after_.diamond, before_.diamond - SESSION_STAKE, "diamond releases the stake");
         _assertOnHold(0, 0, "no lock");
+    }
+
+    /// @dev The intra-day stake-recycle hole v7.8 closes: a user whose whole MOR bought one session that
+    ///      ran to its end could close it late and open the next one at once with the same stake, buying
+    ///      the day's stipend twice. Now the used stipend's stake waits for the next UTC day.
+    function test_close_lateSameDay_stakeCannotBeRecycledTheSameDay_v78() public {
+        _warpBeforeMidnight(4 hours);
+        vm.startPrank(user);
+        require(token.transfer(stranger, token.balanceOf(user) - SESSION_STAKE), "transfer");
+        vm.stopPrank();
+        assertEq(token.balanceOf(user), SESSION_STAKE, "the user holds one stake");
+
+        bytes32 sessionId_ = _openSession(bidId, SESSION_STAKE, false);
+        ISessionStorage.Session memory s_ = sessionRouter.getSession(sessionId_);
+        vm.warp(uint256(s_.endsAt) + 1);
+        (uint256 lock_, uint128 sod_) = _lateLock(s_);
+        _closeSession(sessionId_, PROVIDER_KEY);
+        assertEq(token.balanceOf(user), SESSION_STAKE - lock_, "only the unused part came back");
+
+        bytes memory approval_ = _approvalNow(bidId);
+        bytes memory signature_ = _sign(PROVIDER_KEY, approval_);
+        vm.prank(user);
+        vm.expectRevert();
+        sessionRouter.openSession(user, SESSION_STAKE, false, approval_, signature_);
+
+        vm.warp(uint256(sod_) + 1 days);
+        vm.prank(user);
+        sessionRouter.withdrawUserStakes(user, 10);
+        assertEq(token.balanceOf(user), SESSION_STAKE, "the next day the stake is whole again");
+        _openSession(bidId, SESSION_STAKE, false);
     }
 
     /// @dev (b) Early close, same day, no dispute: provider paid the elapsed time; part of the stake locked
@@ -479,7 +557,8 @@ contract SessionCloseTest is MarketplaceTestBase {
         uint256 worth2_ = uint256(s2_.endsAt - s2_.openedAt) * PRICE;
         assertGt(worth1_, 0.1 ether, "first worth > 0.1 MOR");
         assertGt(worth2_, 0.1 ether, "second worth > 0.1 MOR");
-        vm.warp(uint256(s2_.endsAt) + 10);
+        // After the day of endsAt: no v7.8 day-lock, both stakes come back whole.
+        vm.warp(_startOfDay(s2_.endsAt) + 1 days + 10);
 
         Balances memory before_ = _balances();
         _closeSession(first_, PROVIDER_KEY);

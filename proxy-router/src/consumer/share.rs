@@ -1,5 +1,6 @@
-//! What of a closed session's MOR its user has not got back ([`UserShare`]): the stake kept on hold
-//! until the next UTC day after an early close, or what a direct payment paid the provider. The
+//! What of a closed session's MOR its user has not got back ([`UserShare`]): the stake of the stipend
+//! used on the day of `min(closedAt, endsAt)`, kept on hold until the next UTC day (after any close
+//! on that day, early or late), or what a direct payment paid the provider. The
 //! contract's `_refundUser` (SessionRouter.sol) computes the same, line for line; the gateway
 //! attributes it to the API key the session served.
 
@@ -47,12 +48,14 @@ impl Consumer {
                 release_at: 0,
             }));
         }
-        if session.closed_at >= session.ends_at {
+        // The stipend used on the day of `end` is locked until the next UTC day (v7.8: late closes too),
+        // unless that day was over at the close.
+        let start_of_day = end - end % DAY;
+        if session.closed_at >= start_of_day + DAY {
             return Ok(Some(UserShare { closed_at: session.closed_at, held: U256::ZERO, release_at: 0 }));
         }
-        let start_of_day = session.closed_at - session.closed_at % DAY;
-        let used_today = U256::from(session.closed_at.saturating_sub(session.opened_at.max(start_of_day)))
-            .saturating_mul(price);
+        let used_today =
+            U256::from(end.saturating_sub(session.opened_at.max(start_of_day))).saturating_mul(price);
         let lock = self.chain().stipend_to_stake(used_today, start_of_day).await?.min(session.stake);
         let release_at = if lock.is_zero() { 0 } else { start_of_day + DAY };
         Ok(Some(UserShare { closed_at: session.closed_at, held: lock, release_at }))

@@ -167,17 +167,20 @@ contract SessionRouter is ISessionRouter, IStatsStorage, FacetBase {
         emit SessionClosed(session.user, sessionId_, bid.provider);
     }
 
-    /// @dev User side of a close: the direct-payment share goes to the provider, and on an early close the
-    ///      stake that bought today's stipend stays on hold until the next UTC day.
+    /// @dev User side of a close: the direct-payment share goes to the provider; otherwise the stake that
+    ///      bought the stipend used on the day of `min(closedAt, endsAt)` stays on hold until the next UTC
+    ///      day (v7.8: late and same-day closes too, so a stake cannot buy a day's stipend twice), unless
+    ///      that day is already over; the rest comes back now.
     function _refundUser(Session storage session, uint256 price_) private {
         uint128 end_ = _min128(session.closedAt, session.endsAt);
         uint256 toProvider_ = session.isDirectPaymentFromUser ? (end_ - session.openedAt) * price_ : 0;
         uint256 userStake_ = session.stake - toProvider_;
 
         uint256 lock_ = 0;
-        if (session.closedAt < session.endsAt && !session.isDirectPaymentFromUser) {
-            uint128 startOfDay_ = startOfTheDay(session.closedAt);
-            uint256 usedToday_ = (session.closedAt - _max128(session.openedAt, startOfDay_)) * price_;
+        uint128 startOfDay_ = startOfTheDay(end_);
+        if (!session.isDirectPaymentFromUser && block.timestamp < uint256(startOfDay_) + 1 days) {
+            uint128 from_ = _max128(session.openedAt, startOfDay_);
+            uint256 usedToday_ = end_ > from_ ? (end_ - from_) * price_ : 0;
             lock_ = stipendToStake(usedToday_, startOfDay_);
             if (lock_ > userStake_) lock_ = userStake_;
             if (lock_ > 0) {
