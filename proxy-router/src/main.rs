@@ -124,8 +124,7 @@ fn run(flags: &[String]) -> anyhow::Result<ExitCode> {
         let cancel = tokio_util::sync::CancellationToken::new();
         let on_signal = cancel.clone();
         tokio::spawn(async move {
-            // If the signal handler cannot be installed the node still stops with the process.
-            let _ = tokio::signal::ctrl_c().await;
+            shutdown_signal().await;
             on_signal.cancel();
         });
         match node::run(config, cancel).await {
@@ -158,5 +157,23 @@ fn print_selectors() -> std::io::Result<()> {
         // A closed pipe (`proxy-router selectors | head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what `docker stop`, systemd and Kubernetes send): the node
+/// then stops its work in order, writing what is queued. If a handler cannot be installed, that
+/// signal keeps its default action (the process ends at once).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
     }
 }

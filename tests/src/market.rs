@@ -218,6 +218,17 @@ impl Market {
         Ok(())
     }
 
+    /// Restarts the consumer router the way an operator does (SIGTERM, then start again): it stops in
+    /// order and writes what it has queued. Fails unless it exits with status 0.
+    pub fn restart_consumer_gracefully(&mut self) -> anyhow::Result<()> {
+        if let Some(mut consumer) = self.consumer.take() {
+            let status = consumer.terminate(Duration::from_secs(60))?;
+            anyhow::ensure!(status.success(), "the consumer exited with {status} on SIGTERM");
+        }
+        self.consumer = Some(RouterProcess::start(&self.consumer_vars, self.consumer_dir.path())?);
+        Ok(())
+    }
+
     /// Kills provider `i`'s router process: its MOR-RPC endpoint stops answering.
     pub fn stop_provider(&mut self, i: usize) {
         drop(self.providers[i].router.take());

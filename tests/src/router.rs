@@ -153,6 +153,21 @@ impl RouterProcess {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Stops the router as `docker stop` does (SIGTERM) and waits for it to exit, at most `limit`;
+    /// returns its exit status.
+    pub fn terminate(&mut self, limit: std::time::Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let sent = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM {} failed", self.pid());
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "the router did not stop within {limit:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for RouterProcess {

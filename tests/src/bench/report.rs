@@ -82,7 +82,9 @@ pub(super) fn check_targets(runs: &[Run], idle: &[IdleStreams], settings: &Setti
     // The gateway's own cost: the same load through the gateway (key + model name) minus the
     // `session_id` path, at the lowest and the highest concurrency.
     let low = settings.json_concurrency.iter().copied().min().unwrap_or(1);
-    for c in [low, top] {
+    let mut levels = vec![low, top];
+    levels.dedup();
+    for c in levels {
         let p50 = |path: &str| {
             find(runs, "json", c, path).filter(|r| r.outcome.ok > 0).map(|r| r.outcome.latency.p50_us)
         };
