@@ -5,6 +5,7 @@
 //!   rejections) to HTTP: status, stable machine `code`, the human message under the reference's key
 //!   `error`, the field at fault and a revert's decoded reason.
 //! - [`system`]: `GET /healthcheck` (open) and `GET /config`.
+//! - [`metrics`]: `GET /metrics` (open): the Prometheus metrics.
 //! - [`registry`]: providers, models and bids (`/blockchain/providers`, `/blockchain/models`,
 //!   `/blockchain/bids`), including the rated bids of a model.
 //! - [`sessions`]: sessions, budget and supply, closing, provider claims, user on-hold stake.
@@ -43,6 +44,7 @@ pub mod error;
 pub mod eth_node;
 pub mod keys;
 pub mod local;
+pub mod metrics;
 pub mod proxy;
 pub mod registry;
 pub mod sessions;
@@ -328,6 +330,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(keys::Doc::openapi());
     doc.merge(users::Doc::openapi());
     doc.merge(chats::Doc::openapi());
+    doc.merge(metrics::Doc::openapi());
     doc
 }
 
@@ -345,6 +348,7 @@ pub fn router(state: ApiState) -> Router {
     let auth = state.auth.clone();
     let api = Router::new()
         .merge(system::router(&auth))
+        .merge(metrics::router())
         .merge(registry::router(&auth))
         .merge(sessions::router(&auth))
         .merge(wallet::router(&auth))
@@ -363,6 +367,7 @@ pub fn router(state: ApiState) -> Router {
         .layer(RequestBodyLimitLayer::new(limits.body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
         .layer(axum::middleware::map_response(json_error_bodies))
+        .layer(axum::middleware::from_fn(|r, n| crate::metrics::track("api", r, n)))
         .layer(TraceLayer::new_for_http())
 }
 

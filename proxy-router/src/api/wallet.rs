@@ -601,11 +601,14 @@ fn send_request(body: Result<Json<SendRequest>, JsonRejection>) -> Result<(Addre
     Ok((to, amount))
 }
 
-async fn eth_balance(provider: &alloy::providers::DynProvider, owner: Address) -> Result<U256, ChainError> {
+pub(super) async fn eth_balance(
+    provider: &alloy::providers::DynProvider,
+    owner: Address,
+) -> Result<U256, ChainError> {
     provider.get_balance(owner).await.map_err(|source| ChainError::Rpc { method: "eth_getBalance", source })
 }
 
-async fn mor_balance(
+pub(super) async fn mor_balance(
     provider: &alloy::providers::DynProvider,
     token: Address,
     owner: Address,

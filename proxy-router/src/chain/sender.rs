@@ -308,6 +308,24 @@ impl TxSender {
     /// chain id and the fees are filled in here, `gas` only when absent.
     pub async fn send(&self, tx: TransactionRequest) -> Result<TransactionReceipt, ChainError> {
         let operation = operation_name(tx.input.input().map(|b| b.as_ref()).unwrap_or_default());
+        let sent = self.send_as(tx, &operation).await;
+        let m = crate::metrics::global();
+        match &sent {
+            Ok(receipt) => m.tx_mined(
+                &operation,
+                receipt.gas_used,
+                U256::from(receipt.gas_used).saturating_mul(U256::from(receipt.effective_gas_price)),
+            ),
+            Err(_) => m.tx_failed(&operation),
+        }
+        sent
+    }
+
+    async fn send_as(
+        &self,
+        tx: TransactionRequest,
+        operation: &str,
+    ) -> Result<TransactionReceipt, ChainError> {
         let policy = self.inner.policy;
         let _slot = tokio::time::timeout(policy.receipt_timeout, self.inner.in_flight.acquire())
             .await
@@ -327,13 +345,13 @@ impl TxSender {
                 .provider()
                 .estimate_gas(tx.clone())
                 .await
-                .map_err(|e| ChainError::from_rpc("eth_estimateGas", &operation, e))?;
+                .map_err(|e| ChainError::from_rpc("eth_estimateGas", operation, e))?;
             let margin = (estimate.saturating_mul(GAS_MARGIN_PERCENT) / 100).max(GAS_MARGIN_MIN);
             tx.gas = Some(estimate.saturating_add(margin));
         }
         let fees = self.market_fees().await?;
-        let (tx, first) = self.submit_new(tx, fees, &operation).await?;
-        let receipt = match self.await_receipt(&tx, first, &operation).await {
+        let (tx, first) = self.submit_new(tx, fees, operation).await?;
+        let receipt = match self.await_receipt(&tx, first, operation).await {
             Ok(receipt) => receipt,
             Err(error) => {
                 // A nonce that never got mined (or was taken) leaves a gap or a wrong count: the next
@@ -342,7 +360,7 @@ impl TxSender {
                 return Err(error);
             }
         };
-        self.check_status(&tx, receipt, &operation).await
+        self.check_status(&tx, receipt, operation).await
     }
 
     /// Sends `call` to `to` (see [`TxSender::send`]).

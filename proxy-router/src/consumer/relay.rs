@@ -379,6 +379,7 @@ impl Answer {
         };
         let mut tally = Tally::default();
         tally.add(&body);
+        crate::metrics::global().prompt_answered(ttft, started.elapsed());
         record(&consumer, session_id, tally.stats(ttft, started.elapsed())).await;
         Ok(body)
     }
@@ -418,6 +419,7 @@ impl Answer {
             let answer = &state.answer;
             match &event {
                 RelayEvent::Error(e) => {
+                    crate::metrics::global().prompt_failed();
                     tracing::warn!(session = %answer.session_id, error = %e, "answer broke off");
                     if let Err(e) =
                         answer.consumer.store().consumer_sessions().add_failure(answer.session_id).await
@@ -426,6 +428,7 @@ impl Answer {
                     }
                 }
                 _ => {
+                    crate::metrics::global().prompt_answered(answer.ttft, answer.started.elapsed());
                     let stats = state.tally.stats(answer.ttft, answer.started.elapsed());
                     record(&answer.consumer, answer.session_id, stats).await;
                 }

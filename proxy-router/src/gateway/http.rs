@@ -86,6 +86,7 @@ pub fn router(gateway: Gateway, limits: Limits) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
         .layer(cors)
         .layer(axum::middleware::map_response(openai_error_bodies))
+        .layer(axum::middleware::from_fn(|r, n| crate::metrics::track("gateway", r, n)))
         .layer(TraceLayer::new_for_http())
 }
 

@@ -4,8 +4,8 @@
 //! (`keys::Reservation::answered`), so quotas never lag behind the writer.
 //!
 //! The queue is bounded ([`CAPACITY`]): when the writer falls behind, requests wait for room rather
-//! than memory growing. A batch is what arrives within [`FLUSH_AFTER`] of its first event (at most
-//! [`BATCH`]), written in one transaction. On shutdown the writer drains the queue before it
+//! than memory growing. Every [`FLUSH_AFTER`] the writer takes what is queued and writes it, at
+//! most [`BATCH`] events per transaction; queueing wakes nothing. On shutdown the writer drains the queue before it
 //! returns; a crash loses at most the last quarter second of usage (never keys or sessions).
 
 use std::collections::HashMap;
@@ -72,27 +72,27 @@ impl UsageQueue {
             tracing::error!("the gateway's usage writer was started twice");
             return;
         };
+        // The writer sleeps on a timer, never on the queue: a request queueing its usage wakes no
+        // thread (a send wakes the receiver only when it waits in `recv`), and a busy gateway writes
+        // one transaction per FLUSH_AFTER instead of competing with every request's own SQLite writes.
+        let mut tick = tokio::time::interval(FLUSH_AFTER);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let first = tokio::select! {
-                event = rx.recv() => event,
-                _ = cancel.cancelled() => None,
-            };
-            let Some(first) = first else { break };
-            // Gather for up to FLUSH_AFTER: one transaction for all of it, so a busy gateway writes a
-            // few times a second instead of competing with every request's own writes for SQLite.
-            let mut batch = vec![first];
-            let flush_at = tokio::time::Instant::now() + FLUSH_AFTER;
-            while batch.len() < BATCH {
-                tokio::select! {
-                    event = rx.recv() => match event {
-                        Some(event) => batch.push(event),
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(flush_at) => break,
-                    _ = cancel.cancelled() => break,
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = cancel.cancelled() => break,
+            }
+            let mut batch = Vec::new();
+            while let Ok(event) = rx.try_recv() {
+                batch.push(event);
+                if batch.len() == BATCH {
+                    write(&store, &batch).await;
+                    batch.clear();
                 }
             }
-            write(&store, &batch).await;
+            if !batch.is_empty() {
+                write(&store, &batch).await;
+            }
         }
         rx.close();
         let mut rest = Vec::new();
