@@ -28,6 +28,7 @@
 //! - [`consumer`]: the consumer role: bid rating (`rating-config.json`), the MOR-RPC client, opening
 //!   sessions, the prompt relay with failover, closing, the expiry sweeper and recovery at start.
 //! - [`chats`]: chat history recording (`chat_id` header) for the admin API and the gateway.
+//! - [`logging`]: the log subscriber (`LOG_*`) and the request-id span of both HTTP surfaces.
 //! - [`metrics`]: the Prometheus registry every module records into (`GET /metrics`).
 //! - [`error_bodies`]: JSON bodies for the bare error responses of layers, on both HTTP surfaces.
 //! - [`gateway`]: the OpenAI gateway on `GATEWAY_ADDRESS`: API keys with quotas and budgets, and the
@@ -51,6 +52,7 @@ pub mod consumer;
 pub mod error_bodies;
 pub mod gateway;
 pub mod index;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod protocol;

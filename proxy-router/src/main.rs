@@ -113,12 +113,10 @@ fn run(flags: &[String]) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG_INVALID));
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    if let Err(e) = proxy_router::logging::init(&config.log) {
+        eprintln!("proxy-router: {e}");
+        return Ok(ExitCode::from(EXIT_CONFIG_INVALID));
+    }
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     runtime.block_on(async {
         let cancel = tokio_util::sync::CancellationToken::new();

@@ -70,7 +70,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -368,7 +367,7 @@ pub fn router(state: ApiState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
         .layer(axum::middleware::map_response(json_error_bodies))
         .layer(axum::middleware::from_fn(|r, n| crate::metrics::track("api", r, n)))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(crate::logging::request_span))
 }
 
 async fn openapi_spec() -> Json<utoipa::openapi::OpenApi> {

@@ -15,8 +15,8 @@ use super::error::{ConfigError, Origin};
 use super::parse::Raw;
 use super::vars::{self, *};
 use super::{
-    ChainConfig, Config, ConsumerConfig, GatewayConfig, IndexerConfig, ProviderConfig, StoreConfig,
-    WalletConfig, WalletKey, WebConfig, DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_BLOCK_RANGE,
+    ChainConfig, Config, ConsumerConfig, GatewayConfig, IndexerConfig, LogConfig, ProviderConfig,
+    StoreConfig, WalletConfig, WalletKey, WebConfig, DEFAULT_AUTH_CONFIG_FILE_PATH, DEFAULT_BLOCK_RANGE,
     DEFAULT_CONFIRMATIONS, DEFAULT_COOKIE_FILE_PATH, DEFAULT_DERIVATION_PATH, DEFAULT_GATEWAY_ADDRESS,
     DEFAULT_GATEWAY_IDLE_TIMEOUT, DEFAULT_GATEWAY_RENEW_BEFORE, DEFAULT_GATEWAY_SESSION_DURATION,
     DEFAULT_GATEWAY_SWEEP_INTERVAL, DEFAULT_LLM_TIMEOUT, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_PROMPT_BYTES,
@@ -186,6 +186,34 @@ impl Config {
             }
         }
 
+        let level = |var| {
+            src.get(var).map_or(Ok(tracing::Level::INFO), |v| {
+                match v.value.trim().to_ascii_lowercase().as_str() {
+                    "debug" => Ok(tracing::Level::DEBUG),
+                    "info" => Ok(tracing::Level::INFO),
+                    "warn" => Ok(tracing::Level::WARN),
+                    "error" | "dpanic" | "panic" | "fatal" => Ok(tracing::Level::ERROR),
+                    _ => Err(v.out_of_range(
+                        "a level: debug, info, warn or error (dpanic, panic, fatal mean error)",
+                    )),
+                }
+            })
+        };
+        let flag = |var| src.get(var).map_or(Ok(false), |v| v.boolean());
+        let log = LogConfig {
+            json: flag(LOG_JSON)? || flag(LOG_IS_PROD)?,
+            color: flag(LOG_COLOR)?,
+            folder: src
+                .get(LOG_FOLDER_PATH)
+                .map(|v| v.value.trim())
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            app: level(LOG_LEVEL_APP)?,
+            tcp: level(LOG_LEVEL_TCP)?,
+            eth_rpc: level(LOG_LEVEL_ETH_RPC)?,
+            storage: level(LOG_LEVEL_STORAGE)?,
+        };
+
         let block = |var, default, min, expected| {
             src.get(var).map_or(Ok(default), |v| v.unsigned(min, u64::MAX, expected))
         };
@@ -221,6 +249,7 @@ impl Config {
             provider,
             consumer,
             gateway,
+            log,
         })
     }
 }

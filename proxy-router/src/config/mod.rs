@@ -155,6 +155,29 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     /// The OpenAI gateway: its listener and its session policy.
     pub gateway: GatewayConfig,
+    /// Where and how the node logs.
+    pub log: LogConfig,
+}
+
+/// Logs: `LOG_JSON` (or `LOG_IS_PROD`), `LOG_COLOR`, `LOG_FOLDER_PATH` and the levels
+/// `LOG_LEVEL_APP`, `LOG_LEVEL_TCP`, `LOG_LEVEL_ETH_RPC`, `LOG_LEVEL_STORAGE` (zap's names; `dpanic`,
+/// `panic` and `fatal` mean `error`). `RUST_LOG`, when set, replaces the levels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// One JSON object per line.
+    pub json: bool,
+    /// ANSI colours in text lines.
+    pub color: bool,
+    /// Also write to `<folder>/<start time>/main.log`.
+    pub folder: Option<PathBuf>,
+    /// The node's own lines.
+    pub app: tracing::Level,
+    /// MOR-RPC connections.
+    pub tcp: tracing::Level,
+    /// Chain RPC and transactions.
+    pub eth_rpc: tracing::Level,
+    /// The store.
+    pub storage: tracing::Level,
 }
 
 /// The OpenAI gateway: `GATEWAY_ADDRESS`, `GATEWAY_SESSION_DURATION`, `GATEWAY_SESSION_RENEW_BEFORE`,
@@ -415,6 +438,17 @@ impl Config {
             (vars::CNODE_PNODE_TIMEOUT, format_duration(self.consumer.pnode_timeout)),
             (vars::SESSION_SWEEP_INTERVAL, format_duration(self.consumer.sweep_interval)),
             (vars::PROXY_STORE_CHAT_CONTEXT, self.consumer.store_chat_context.to_string()),
+            (vars::LOG_JSON, self.log.json.to_string()),
+            (vars::LOG_COLOR, self.log.color.to_string()),
+            (vars::LOG_IS_PROD, self.log.json.to_string()),
+            (
+                vars::LOG_FOLDER_PATH,
+                self.log.folder.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            ),
+            (vars::LOG_LEVEL_APP, self.log.app.to_string().to_lowercase()),
+            (vars::LOG_LEVEL_TCP, self.log.tcp.to_string().to_lowercase()),
+            (vars::LOG_LEVEL_ETH_RPC, self.log.eth_rpc.to_string().to_lowercase()),
+            (vars::LOG_LEVEL_STORAGE, self.log.storage.to_string().to_lowercase()),
             (vars::GATEWAY_ADDRESS, self.gateway.address.map_or_else(|| "off".to_owned(), |a| a.to_string())),
             (vars::GATEWAY_SESSION_DURATION, format_duration(self.gateway.session_duration)),
             (vars::GATEWAY_SESSION_RENEW_BEFORE, format_duration(self.gateway.renew_before)),

@@ -204,6 +204,14 @@ fn flags_override_the_environment_and_are_named_in_errors() {
         "--gateway-sweep-interval=5s",
         "--gateway-cors-origins=https://a.example, https://b.example",
         "--proxy-store-chat-context=false",
+        "--log-json=false",
+        "--log-color",
+        "--log-is-prod",
+        "--log-folder-path=/var/log/router",
+        "--log-level-app=debug",
+        "--log-level-tcp=warn",
+        "--log-level-eth-rpc=fatal",
+        "--log-level-storage=error",
         "--indexer-start-block=100",
         "--indexer-confirmations=0",
         "--indexer-block-range=500",
@@ -222,7 +230,9 @@ fn flags_override_the_environment_and_are_named_in_errors() {
          MODELS_CONFIG_CONTENT={{}}\nLLM_TIMEOUT=30s\nPROXY_MAX_PROMPT_BYTES=2048\nPROXY_TIMESTAMP_WINDOW=1m\n\
          PROXY_MAX_CONNECTIONS=64\nPROXY_SESSION_CONCURRENCY=4\nPROXY_SESSION_QUEUE=0\n\
          RATING_CONFIG_PATH=/etc/router/rating.json\nPROVIDER_ALLOW_LIST={token}\nCNODE_PNODE_TIMEOUT=15s\n\
-         SESSION_SWEEP_INTERVAL=10s\nPROXY_STORE_CHAT_CONTEXT=false\nGATEWAY_ADDRESS=0.0.0.0:9083\nGATEWAY_SESSION_DURATION=10m\n\
+         SESSION_SWEEP_INTERVAL=10s\nPROXY_STORE_CHAT_CONTEXT=false\n\
+         LOG_JSON=true\nLOG_COLOR=true\nLOG_IS_PROD=true\nLOG_FOLDER_PATH=/var/log/router\nLOG_LEVEL_APP=debug\n\
+         LOG_LEVEL_TCP=warn\nLOG_LEVEL_ETH_RPC=error\nLOG_LEVEL_STORAGE=error\nGATEWAY_ADDRESS=0.0.0.0:9083\nGATEWAY_SESSION_DURATION=10m\n\
          GATEWAY_SESSION_RENEW_BEFORE=1m\nGATEWAY_SESSION_IDLE_TIMEOUT=5m\nGATEWAY_SESSION_CONCURRENCY=4\nGATEWAY_DIRECT_PAYMENT=true\n\
          GATEWAY_SWEEP_INTERVAL=5s\nGATEWAY_CORS_ORIGINS=https://a.example,https://b.example\n\
          INDEXER_START_BLOCK=100\nINDEXER_CONFIRMATIONS=0\n\

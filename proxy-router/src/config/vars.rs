@@ -109,6 +109,22 @@ pub const GATEWAY_DIRECT_PAYMENT: &str = "GATEWAY_DIRECT_PAYMENT";
 pub const GATEWAY_SWEEP_INTERVAL: &str = "GATEWAY_SWEEP_INTERVAL";
 /// `GATEWAY_CORS_ORIGINS`.
 pub const GATEWAY_CORS_ORIGINS: &str = "GATEWAY_CORS_ORIGINS";
+/// `LOG_JSON`.
+pub const LOG_JSON: &str = "LOG_JSON";
+/// `LOG_COLOR`.
+pub const LOG_COLOR: &str = "LOG_COLOR";
+/// `LOG_IS_PROD`.
+pub const LOG_IS_PROD: &str = "LOG_IS_PROD";
+/// `LOG_FOLDER_PATH`.
+pub const LOG_FOLDER_PATH: &str = "LOG_FOLDER_PATH";
+/// `LOG_LEVEL_APP`.
+pub const LOG_LEVEL_APP: &str = "LOG_LEVEL_APP";
+/// `LOG_LEVEL_TCP`.
+pub const LOG_LEVEL_TCP: &str = "LOG_LEVEL_TCP";
+/// `LOG_LEVEL_ETH_RPC`.
+pub const LOG_LEVEL_ETH_RPC: &str = "LOG_LEVEL_ETH_RPC";
+/// `LOG_LEVEL_STORAGE`.
+pub const LOG_LEVEL_STORAGE: &str = "LOG_LEVEL_STORAGE";
 /// `PROXY_STORE_CHAT_CONTEXT`.
 pub const PROXY_STORE_CHAT_CONTEXT: &str = "PROXY_STORE_CHAT_CONTEXT";
 /// `INDEXER_START_BLOCK`.
@@ -315,6 +331,19 @@ pub const VARIABLES: &[VarSpec] = &[
             "Consumer: keep the chat history of /v1/chat/completions requests that name a chat_id.",
         )
     },
+    boolean(LOG_JSON, "log-json", "Logs: one JSON object per line instead of text."),
+    boolean(LOG_COLOR, "log-color", "Logs: ANSI colours in text lines."),
+    boolean(LOG_IS_PROD, "log-is-prod", "Logs: production format (JSON, no colours), as LOG_JSON=true."),
+    var(
+        LOG_FOLDER_PATH,
+        "log-folder-path",
+        "",
+        "Logs: also written to <folder>/<start time>/main.log (empty: standard output only).",
+    ),
+    var(LOG_LEVEL_APP, "log-level-app", "info", "Logs: level of the node's own lines (debug, info, warn, error)."),
+    var(LOG_LEVEL_TCP, "log-level-tcp", "info", "Logs: level of MOR-RPC connections (provider server, consumer client)."),
+    var(LOG_LEVEL_ETH_RPC, "log-level-eth-rpc", "info", "Logs: level of chain RPC and transactions."),
+    var(LOG_LEVEL_STORAGE, "log-level-storage", "info", "Logs: level of the SQLite store."),
     var(
         GATEWAY_ADDRESS,
         "gateway-address",

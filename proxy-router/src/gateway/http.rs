@@ -36,7 +36,6 @@ use serde_json::{json, Map, Value};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 
 use super::keys::{KeyState, Reservation};
@@ -87,7 +86,7 @@ pub fn router(gateway: Gateway, limits: Limits) -> Router {
         .layer(cors)
         .layer(axum::middleware::map_response(openai_error_bodies))
         .layer(axum::middleware::from_fn(|r, n| crate::metrics::track("gateway", r, n)))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(crate::logging::request_span))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
