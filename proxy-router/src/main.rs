@@ -106,8 +106,9 @@ fn main() -> anyhow::Result<ExitCode> {
 const EXIT_NODE_FAILED: u8 = 1;
 
 fn run(flags: &[String]) -> anyhow::Result<ExitCode> {
-    let config = match config::env_with_dotenv(None).and_then(|env| Config::load(flags, &env)) {
-        Ok(config) => config,
+    let loaded = config::env_with_dotenv(None).and_then(|env| Config::load(flags, &env).map(|c| (c, env)));
+    let (config, env) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("proxy-router: invalid configuration: {e}");
             return Ok(ExitCode::from(EXIT_CONFIG_INVALID));
@@ -116,6 +117,9 @@ fn run(flags: &[String]) -> anyhow::Result<ExitCode> {
     if let Err(e) = proxy_router::logging::init(&config.log) {
         eprintln!("proxy-router: {e}");
         return Ok(ExitCode::from(EXIT_CONFIG_INVALID));
+    }
+    for (name, instead) in config::unsupported::set_in(&env) {
+        tracing::warn!(variable = %name, "{name} is set but not acted on: {instead}");
     }
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     runtime.block_on(async {
@@ -142,6 +146,9 @@ fn check_config(flags: &[String]) -> Result<String, ConfigError> {
     match &config.wallet.key {
         Some(key) => report.push_str(&format!("# wallet address: {}\n", key.signer()?.address())),
         None => report.push_str("# no wallet key: read-only node\n"),
+    }
+    for (name, instead) in config::unsupported::set_in(&env) {
+        report.push_str(&format!("# warning: {name} is set but not acted on: {instead}\n"));
     }
     Ok(report)
 }

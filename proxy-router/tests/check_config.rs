@@ -127,3 +127,21 @@ fn an_unknown_flag_exits_2_naming_it() {
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown flag --eth-node-chain:"), "{err}");
 }
+
+#[test]
+fn reference_variables_without_effect_are_named_with_what_the_node_does_instead() {
+    let dir = WorkDir::new(Some(&format!(
+        "{}DOCKER_HOST=unix:///var/run/docker.sock\nENVIRONMENT=production\n",
+        dotenv()
+    )));
+    let (code, out, err) = run(&dir, &[("SESSION_HEALTH_POLICY", "strict"), ("WEB_PUBLIC_URL", "")], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("# warning: DOCKER_HOST is set but not acted on: no effect: Docker management"),
+        "{out}"
+    );
+    assert!(out.contains("# warning: ENVIRONMENT is set but not acted on:"), "{out}");
+    assert!(out.contains("# warning: SESSION_HEALTH_POLICY is set but not acted on:"), "{out}");
+    // An empty value is not a setting.
+    assert!(!out.contains("WEB_PUBLIC_URL is set"), "{out}");
+}

@@ -47,6 +47,7 @@ mod dotenv;
 mod error;
 mod load;
 mod parse;
+pub mod unsupported;
 pub mod vars;
 
 #[cfg(test)]
