@@ -212,20 +212,28 @@ async fn session_open_close_claim_and_withdraw() {
     assert_eq!(deltas(&before, &balances(&chain, &who).await), [0, i(paid), -i(paid), 0]);
     assert_eq!(sessions.getSession(session_b).call().await.unwrap().providerWithdrawnAmount, paid);
 
-    // Closing B after its end returns the whole stake; the provider has nothing more to get.
+    // Closing B after its end, the same day: the v7.8 day-lock keeps the stake of the stipend B used
+    // today; the rest comes back, and the provider has nothing more to get.
     let (report, report_signature) =
         chain.signed_report(&wallet(PROVIDER).unwrap(), session_b).await.unwrap();
     let before = balances(&chain, &who).await;
+    let held_before = sessions.getUserStakesOnHold(u, 10).call().await.unwrap();
     consumer.close_session(report, report_signature).await.unwrap();
-    assert_eq!(deltas(&before, &balances(&chain, &who).await), [i(stake_b), 0, 0, -i(stake_b)]);
+    let held_after = sessions.getUserStakesOnHold(u, 10).call().await.unwrap();
+    let lock_b = (held_after.available_ + held_after.hold_) - (held_before.available_ + held_before.hold_);
+    assert!(lock_b <= stake_b, "lock {lock_b} of {stake_b}");
+    assert_eq!(
+        deltas(&before, &balances(&chain, &who).await),
+        [i(stake_b - lock_b), 0, 0, -i(stake_b - lock_b)]
+    );
 
-    // The next UTC day the held stake of A is released and withdrawUserStakes pays it out.
+    // The next UTC day the held stakes of A and B are released and withdrawUserStakes pays them out.
     chain.jump_to_next_utc_day(60).await.unwrap();
     let held = sessions.getUserStakesOnHold(u, 10).call().await.unwrap();
-    assert_eq!((held.available_, held.hold_), (lock, U256::ZERO));
+    assert_eq!((held.available_, held.hold_), (lock + lock_b, U256::ZERO));
     let before = balances(&chain, &who).await;
     consumer.withdraw_user_stakes(u, 10).await.unwrap();
-    assert_eq!(deltas(&before, &balances(&chain, &who).await), [i(lock), 0, 0, -i(lock)]);
+    assert_eq!(deltas(&before, &balances(&chain, &who).await), [i(lock + lock_b), 0, 0, -i(lock + lock_b)]);
     let held = sessions.getUserStakesOnHold(u, 10).call().await.unwrap();
     assert_eq!((held.available_, held.hold_), (U256::ZERO, U256::ZERO));
 
