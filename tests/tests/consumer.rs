@@ -183,6 +183,14 @@ fn lower(address: Address) -> String {
 // Chain helpers
 // -------------------------------------------------------------------------------------------------
 
+/// What the consumer has on hold (released or not): since v7.8 a late close on the day of the
+/// session's end keeps the stake of the stipend used that day until the next UTC day.
+async fn held_of(market: &Market) -> i128 {
+    let held =
+        sessions(&market.chain).getUserStakesOnHold(market.consumer_address, 255).call().await.unwrap();
+    signed(held.available_ + held.hold_)
+}
+
 fn sessions(chain: &ChainFixture) -> SessionRouter::SessionRouterInstance<alloy::providers::DynProvider> {
     SessionRouter::new(chain.deployment.diamond, chain.provider().unwrap())
 }
@@ -413,12 +421,15 @@ async fn a_provider_claims_a_session_left_open_after_its_end_and_the_late_close_
     assert_eq!(again.status, 409, "{}", again.body);
     assert_eq!(answer_json(&again)["code"], "nothing_to_claim");
 
-    // The consumer's late close returns the whole stake and pays the provider nothing more.
+    // The consumer's late close returns the stake but what the v7.8 day-lock holds, and pays the
+    // provider nothing more.
+    let held_before = held_of(&market).await;
     let closed = market.post(&format!("/blockchain/sessions/{id}/close"), &json!({})).unwrap();
     assert_eq!(closed.status, 200, "{}", closed.body);
     market.wait_closed(&id).unwrap();
+    let lock = held_of(&market).await - held_before;
     let end = market.chain.mor_balances(&who).await.unwrap();
-    assert_eq!(deltas(&before, &end), [0, signed(earned), -signed(earned), 0]);
+    assert_eq!(deltas(&before, &end), [-lock, signed(earned), -signed(earned), lock]);
     assert_eq!(deltas(&before, &end).iter().sum::<i128>(), 0, "MOR is conserved");
     assert!(market.consumer.as_mut().unwrap().is_running());
 }
@@ -607,10 +618,16 @@ async fn a_restarted_consumer_keeps_its_session_and_the_sweeper_closes_it_past_i
     assert!(on_chain.closedAt as u64 >= ends_at, "a late close");
     assert!(ends_at >= opened_at + 300);
 
-    // A late close: the whole stake comes back, the provider earns the whole session.
+    // A late close: the stake comes back but what the v7.8 day-lock holds, the provider earns the whole
+    // session.
     let earned = signed(U256::from(ends_at - opened_at) * U256::from(PRICE));
+    let lock = held_of(&market).await;
     let after = market.chain.mor_balances(&who).await.unwrap();
-    assert_eq!(deltas(&before, &after), [0, earned, -earned, 0], "consumer, provider, funding, diamond");
+    assert_eq!(
+        deltas(&before, &after),
+        [-lock, earned, -earned, lock],
+        "consumer, provider, funding, diamond"
+    );
     assert_eq!(
         answer_json(&provider_get(&market, 0, &format!("/proxy/sessions/{id}/providerClaimableBalance"))),
         json!({"balance": "0"})
